@@ -1,0 +1,1 @@
+"""Experience storage, sampling and interop. Imports no neural-network code."""

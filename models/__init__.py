@@ -1,0 +1,1 @@
+"""DreamerV2 networks, losses and the agent. Imports neither `datasets` nor `pipelines`."""

@@ -1,0 +1,1 @@
+"""Stages, environments, configuration, the CLI and the Snakemake glue."""
