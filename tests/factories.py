@@ -1,0 +1,111 @@
+"""Tiny synthetic experience stores for tests: valid, deterministic, written through StoreWriter.
+
+`make_store(path, [30, 12, 50])` writes three episodes. Every image carries its store-global step
+index in its first two pixels (`step_id(image)` decodes it), so a test can check exactly which
+steps a reader returned. The rest of each image is deterministic noise from `seed`.
+
+Flags: episode i ends in a true terminal state unless i % 3 == 2, which ends at a time limit
+(is_last without is_terminal). The first step of each episode holds action 0 and reward 0, as the
+store requires. Rewards are sparse: about one step in five gets -1 or +1 (and a few 0.5s), so
+returns and nonzero counts are non-trivial.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from dreamer_pipeline.datasets.store import StoreWriter
+
+ACTION_MEANINGS = [
+    "NOOP", "FIRE", "UP", "RIGHT", "LEFT", "DOWN", "UPRIGHT", "UPLEFT", "DOWNRIGHT",
+    "DOWNLEFT", "UPFIRE", "RIGHTFIRE", "LEFTFIRE", "DOWNFIRE", "UPRIGHTFIRE", "UPLEFTFIRE",
+    "DOWNRIGHTFIRE", "DOWNLEFTFIRE",
+]
+
+
+def provenance(game: str = "pong", num_actions: int = 6, seed: int = 0, **extra) -> dict:
+    """Full provenance attributes as a collector would write them."""
+    return {
+        "game": game,
+        "ale_py_version": "0.12.1",
+        "env": {
+            "sticky_action_probability": 0.25,
+            "action_repeat": 4,
+            "max_pool_last_two": True,
+            "noop_max": 30,
+            "image_size": [64, 64],
+            "grayscale": True,
+            "time_limit": 27000,
+            "terminal_on_life_loss": False,
+            "full_action_space": num_actions == 18,
+        },
+        "action_set": {
+            "full": num_actions == 18,
+            "ids": list(range(num_actions)),
+            "meanings": ACTION_MEANINGS[:num_actions],
+        },
+        "policy": {"kind": "random"},
+        "seed": seed,
+        "writer_id": f"test-{game}-{seed}",
+        **extra,
+    }
+
+
+def synthetic_episode(
+    rng: np.random.Generator, length: int, first_step: int, *, terminal: bool, reward_free: bool, num_actions: int
+) -> dict[str, np.ndarray]:
+    steps = np.arange(first_step, first_step + length)
+    image = rng.integers(0, 256, size=(length, 64, 64, 1), dtype=np.uint8)
+    image[:, 0, 0, 0] = steps % 256
+    image[:, 0, 1, 0] = (steps // 256) % 256
+    action = rng.integers(0, num_actions, size=length).astype(np.int32)
+    action[0] = 0
+    is_first = np.zeros(length, bool)
+    is_first[0] = True
+    is_last = np.zeros(length, bool)
+    is_last[-1] = True
+    is_terminal = np.zeros(length, bool)
+    is_terminal[-1] = terminal
+    episode = {"image": image, "action": action, "is_first": is_first, "is_last": is_last, "is_terminal": is_terminal}
+    if not reward_free:
+        reward = rng.choice(np.array([0.0, 1.0, -1.0, 0.5], np.float32), p=[0.8, 0.09, 0.09, 0.02], size=length)
+        reward[0] = 0.0
+        episode["reward"] = reward.astype(np.float32)
+    return episode
+
+
+def make_store(
+    path: str | Path,
+    episode_lengths: Sequence[int],
+    *,
+    reward_free: bool = False,
+    seed: int = 0,
+    num_actions: int = 6,
+    game: str = "pong",
+    chunk_steps: int = 64,
+    **attrs,
+) -> Path:
+    """Write a valid store with one episode per entry of `episode_lengths`; return its path."""
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    writer = StoreWriter.open(
+        path, provenance(game, num_actions, seed, **attrs), reward_free=reward_free, chunk_steps=chunk_steps
+    )
+    step = 0
+    for index, length in enumerate(episode_lengths):
+        writer.append_episode(
+            synthetic_episode(
+                rng, int(length), step, terminal=index % 3 != 2, reward_free=reward_free, num_actions=num_actions
+            )
+        )
+        step += int(length)
+    return path
+
+
+def step_id(image: np.ndarray) -> np.ndarray:
+    """The store-global step index written into images by `make_store` (works on any leading shape)."""
+    image = np.asarray(image)
+    return image[..., 0, 0, 0].astype(np.int64) + 256 * image[..., 0, 1, 0].astype(np.int64)
