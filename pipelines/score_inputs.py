@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
 from .scores import ScoresError, load_baselines
 
 EVAL_FORMAT_VERSION = 1
@@ -174,9 +176,11 @@ def find_eval_files(paths: Iterable[str | Path]) -> list[Path]:
     return sorted(dict.fromkeys(found))
 
 
-def read_runs(paths: Iterable[str | Path]) -> list[ScoreRecord]:
+def read_runs(paths: Iterable[str | Path], progress: bool = False) -> list[ScoreRecord]:
     """Every evaluation below the given run directories / eval.json files."""
-    records = [read_eval_json(path) for path in find_eval_files(paths)]
+    files = find_eval_files(paths)
+    records = [read_eval_json(path) for path in
+               tqdm(files, desc="eval.json", unit="file", disable=not progress)]
     _reject_duplicates(records)
     return records
 

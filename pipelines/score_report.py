@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from .reference_curves import REFERENCE_METHOD, reference_curve, reference_games
 from .score_inputs import ScoreRecord, final_records
-from .scores import (AGGREGATE_TITLES, AGGREGATES, GameScore, atari55, baseline_table, game_score, load_baselines, method_aggregates)
+from .scores import (AGGREGATE_TITLES, AGGREGATES, GameScore, atari55, baseline_table, game_score,
+                     load_baselines, method_aggregates)
 
 REPORT_FORMAT_VERSION = 1
 
@@ -69,7 +70,8 @@ def _reference_rows(games: Sequence[str]) -> list[GameScore]:
         if game in known:
             curve = reference_curve(game)
             score = curve.final_score
-            rows.append(GameScore(game, REFERENCE_METHOD, {}, tuple(f for _, f in curve.kept_finals), score,
+            frames = tuple(frames for _, frames in curve.kept_finals)
+            rows.append(GameScore(game, REFERENCE_METHOD, {}, frames, score,
                                   baselines.normalise(game, score, "human_gamer"),
                                   baselines.normalise(game, score, "human_record"), True))
     return rows

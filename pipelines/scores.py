@@ -85,7 +85,7 @@ class Baselines:
         return float(entry[key])
 
     def normalise(self, game: str, score: float, reference: str) -> float:
-        """`(score - random) / (reference - random)` for reference `human_gamer` or `human_record`."""
+        """`(score - random) / (reference - random)`, reference `human_gamer` or `human_record`."""
         if reference not in REFERENCES:
             raise ScoresError(f"unknown reference {reference!r}; use one of {REFERENCES}")
         return normalised_score(score, self.constant(game, "random"),
@@ -196,7 +196,7 @@ def game_score(game: str, method: str, seed_scores: Mapping[str, float],
 
 
 def baseline_table(games: Sequence[str], baselines: Baselines | None = None) -> list[GameScore]:
-    """The four Dopamine baselines' rows for `games` (games a baseline was not run on are left out)."""
+    """The four Dopamine baselines' rows for `games` (a game a baseline never ran is left out)."""
     baselines = baselines or load_baselines()
     rows = []
     for method in BASELINE_METHODS:
