@@ -106,12 +106,12 @@ def read_eval_json(path: str | Path) -> ScoreRecord:
     for key, kind in {**EVAL_REQUIRED, **EVAL_OPTIONAL}.items():
         if key in data:
             _check_type(path, key, data[key], kind)
-    _check_eval_values(path, data)
-    _check_layout(path, data)
     try:
         load_baselines().check_game(data["game"])
     except ScoresError as error:
         raise ScoresError(f"{path}: {error}") from None
+    _check_eval_values(path, data)
+    _check_layout(path, data)
     return ScoreRecord(data["game"], data["variant"], str(data["seed"]),
                        float(data["mean_return"]), data["frames"], str(path))
 
