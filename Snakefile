@@ -1,0 +1,44 @@
+# DreamerV2 on Atari as a Snakemake pipeline (see docs/pipeline.md).
+#
+#   snakemake --cores 8 train_all                               # the paper's protocol (config defaults)
+#   snakemake --cores 2 --configfile config/debug.yaml train_all # a tiny end-to-end run
+#   snakemake --cores 8 --resources gpu=1 --profile profiles/local train_all
+#
+# Each stage is one `dreamer-pipeline` subcommand, called with the rule's named inputs and outputs.
+# The configuration is validated here, at parse time, by the same code as `dreamer-pipeline
+# check-config`: a bad configuration stops the workflow before any job starts.
+
+import re
+import sys
+
+from dreamer_pipeline.models.config_schema import ConfigError
+from dreamer_pipeline.pipelines.workflow_plan import load_workflow
+
+try:
+    W = load_workflow(config)
+except ConfigError as error:
+    sys.stderr.write(f"\nInvalid configuration: {error}\n\n")
+    raise SystemExit(1)
+
+L = W.layout
+CFG = W.cfg
+VARIANT = CFG.variant
+CONFIG_SNAPSHOT = L.config_snapshot(VARIANT)
+
+wildcard_constraints:
+    **W.wildcard_constraints(),
+
+
+localrules: train_all
+
+
+rule train_all:
+    """Every configured game and seed to the end of its frame budget, then the score report."""
+    input:
+        evals=W.final_evals(),
+        scores=L.scores_table(),
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"

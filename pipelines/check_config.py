@@ -1,0 +1,119 @@
+"""`dreamer-pipeline check-config`: validate a pipeline configuration before anything runs.
+
+`validate_config(cfg, layout)` is the single validation the Snakefile also runs at parse time, so a
+bad configuration fails before any job starts. It checks, in order: the schema (unknown keys,
+wrong types: done by `load_config`), the games (each must be an ALE game), the agent preset and
+its overrides, the environment overrides, and every dataset the configuration names (each must be
+an experience store, a directory of stores or a manifest, unless the pipeline builds it itself).
+Each problem is one `ConfigError` naming the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from dreamer_pipeline.models.config_schema import ConfigError, override
+
+from .config import PipelineConfig, dump_config, load_config
+from .dataset_refs import resolve_dataset
+from .run_layout import RunLayout
+
+
+def ale_game_names() -> dict[str, str]:
+    """snake_case game name -> ale-py ROM id, for every ROM ale-py ships."""
+    import ale_py.roms
+
+    names = {rom: rom for rom in ale_py.roms.get_all_rom_ids()}
+    names["james_bond"] = "jamesbond"  # the paper's spelling (atari55.txt) of ale-py's id
+    return names
+
+
+def check_game(game: str) -> None:
+    """Raise `ConfigError` unless `game` names an Atari game (helper: pipelines.atari's resolver)."""
+    try:
+        from .atari import resolve_game
+    except ImportError:
+        resolve_game = None
+    if resolve_game is not None:
+        try:
+            resolve_game(game)
+            return
+        except Exception as error:  # noqa: BLE001 - the resolver's own message names the game
+            raise ConfigError(f"games: {error}") from None
+    names = ale_game_names()
+    if game not in names:
+        import difflib
+
+        close = difflib.get_close_matches(game, list(names), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"games: {game!r} is not an Atari game ale-py knows{hint}")
+
+
+def _check_agent(cfg: PipelineConfig) -> None:
+    try:
+        from dreamer_pipeline.models.config import preset
+    except ImportError:
+        return  # the agent package is not installed in this checkout yet
+    try:
+        base = preset(cfg.agent.preset)
+    except (KeyError, ValueError) as error:
+        raise ConfigError(f"agent.preset: {error}") from None
+    override(base, cfg.agent.overrides, "agent.overrides")
+
+
+def _check_env(cfg: PipelineConfig) -> None:
+    try:
+        from .atari import EnvConfig
+    except ImportError:
+        return
+    override(EnvConfig(), cfg.env, "env")
+
+
+def validate_config(cfg: PipelineConfig, layout: RunLayout | None = None) -> PipelineConfig:
+    """Every check beyond the schema; returns `cfg` unchanged or raises one `ConfigError`."""
+    layout = layout or RunLayout.from_config(cfg)
+    for game in cfg.games:
+        check_game(game)
+    _check_agent(cfg)
+    _check_env(cfg)
+    sections = [("datasets", cfg.datasets)]
+    if cfg.pretrain is not None:
+        sections.append(("pretrain.datasets", cfg.pretrain.datasets))
+    for where, entries in sections:
+        for index, entry in enumerate(entries):
+            for game in cfg.games:
+                resolve_dataset(cfg, layout, game, entry, where=f"{where}[{index}]", check=True)
+    return cfg
+
+
+def load_and_validate(path: str | Path) -> PipelineConfig:
+    cfg = load_config(path)
+    try:
+        return validate_config(cfg)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+@click.command("check-config", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("config_file", type=click.Path(path_type=Path))
+@click.option("--show/--no-show", default=False, help="Print the resolved configuration (defaults filled in).")
+def check_config_command(config_file: Path, show: bool) -> None:
+    """Validate CONFIG_FILE (a YAML of pipeline settings) and exit 1 naming the first problem.
+
+    Checks unknown keys, wrong types, games ale-py does not know, the agent preset and its
+    overrides, environment settings, and that every named dataset is an experience store (or
+    will be built by the pipeline). The Snakefile runs the same checks before any job starts.
+
+    Example: dreamer-pipeline check-config config/debug.yaml --show
+    """
+    try:
+        cfg = load_and_validate(config_file)
+    except ConfigError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    if show:
+        click.echo(dump_config(cfg), nl=False)
+    click.echo(f"{config_file}: ok ({len(cfg.games)} game(s), {len(cfg.seeds)} seed(s), variant {cfg.variant!r})", err=True)

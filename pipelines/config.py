@@ -1,0 +1,250 @@
+"""The pipeline's configuration: typed dataclasses are the schema and the defaults.
+
+YAML files in `config/` only override these defaults (`load_config(path)`); unknown keys and
+ill-typed values are a `ConfigError` naming the full key path (via `models.config_schema`). The
+defaults are the paper's Atari protocol (Hafner et al. 2021, DreamerV2): 200M frames, a replay of
+the most recent 2M agent steps, 50k random prefill steps and one update per 16 agent steps.
+
+Step counts are agent steps; one agent step is `env.action_repeat` (4) frames.
+
+`validate_config(cfg)` is the one validation both `dreamer-pipeline check-config` and the
+Snakefile run: schema, numbers, games, dataset paths, the agent preset and the environment keys.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from dreamer_pipeline.models.config_schema import ConfigError, from_mapping, to_dict
+
+__all__ = [
+    "AgentSection", "CollectConfig", "ConfigError", "EvaluateConfig", "PathsConfig", "PipelineConfig",
+    "PrefillConfig", "PretrainConfig", "TrainConfig", "load_config", "config_from_mapping", "to_dict",
+]
+
+
+def _positive(where: str, value: int | float) -> None:
+    if value <= 0:
+        raise ValueError(f"{where} must be positive, got {value!r}")
+
+
+@dataclass
+class PrefillConfig:
+    """Random-policy experience collected once per game and shared by every seed and variant."""
+
+    name: str = "random50k"  # the shared store: {paths.datasets}/{game}/{name}.zarr
+    steps: int = 50_000  # agent steps of the uniform random policy (paper: 50k before the first update)
+    envs: int = 1  # environments stepped together by the prefill collector
+
+    def validate(self) -> None:
+        _positive("prefill.steps", self.steps)
+        _positive("prefill.envs", self.envs)
+        _check_name("prefill.name", self.name)
+
+
+@dataclass
+class CollectConfig:
+    """How iteration k's experience is gathered with the actor of iteration k-1."""
+
+    envs: int = 1  # environments per collector job (the paper used one environment instance)
+    threads: int = 1  # CPU threads a collector job asks Snakemake for
+    policy_mode: str = "sample"  # the actor samples while collecting (exploration), as in the paper
+
+    def validate(self) -> None:
+        _positive("collect.envs", self.envs)
+        _positive("collect.threads", self.threads)
+        if self.policy_mode not in ("sample", "greedy"):
+            raise ValueError(f"collect.policy_mode must be 'sample' or 'greedy', got {self.policy_mode!r}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings of the training stages (the networks' own settings live in `agent`)."""
+
+    batch_size: int = 16  # B sequences per batch (published code: 16; the paper's text: 50)
+    sequence_length: int = 50  # T consecutive steps per sequence, cut inside one episode
+    prioritize_ends: bool = True  # published code's sampler: extra weight on windows touching the end
+    checkpoint_every: int = 1000  # updates between mid-stage checkpoints (a killed stage resumes there)
+    video_sequences: int = 4  # sequences in each open-loop prediction video
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
+    torch_threads: int = 0  # 0 = torch's default; set it to the job's cores on shared machines
+
+    def validate(self) -> None:
+        _positive("train.batch_size", self.batch_size)
+        _positive("train.sequence_length", self.sequence_length)
+        _positive("train.checkpoint_every", self.checkpoint_every)
+        if self.video_sequences < 0 or self.torch_threads < 0:
+            raise ValueError("train.video_sequences and train.torch_threads must not be negative")
+
+
+@dataclass
+class EvaluateConfig:
+    """Greedy evaluation episodes after every iteration; sticky actions stay on (paper, Sec. 4)."""
+
+    episodes: int = 10
+    envs: int = 1  # episodes run in parallel environments
+    max_steps: int = 0  # cap on agent steps per episode; 0 = the environment's own time limit
+
+    def validate(self) -> None:
+        _positive("evaluate.episodes", self.episodes)
+        _positive("evaluate.envs", self.envs)
+        if self.max_steps < 0:
+            raise ValueError("evaluate.max_steps must not be negative")
+
+
+@dataclass
+class PretrainConfig:
+    """Reward-free world-model pretraining from named datasets (optional; `pretrain: null` = off).
+
+    The paper's ablation (Sec. 4, "no reward gradients into the representation" scores about the
+    same as the full agent) is the basis: the representation can be learnt without rewards.
+    """
+
+    name: str = "reward-free"  # saved as {paths.pretrained}/{game}/{name}/world_model.pt
+    datasets: list[str] = field(default_factory=list)  # dataset names or paths (see PipelineConfig.datasets)
+    updates: int = 10_000  # world-model updates
+    reward_free: bool = True  # drop the rewards from every batch: the reward head stays untrained
+    initialise_runs: bool = True  # iteration 0 of every run starts from this world model
+
+    def validate(self) -> None:
+        _check_name("pretrain.name", self.name)
+        _positive("pretrain.updates", self.updates)
+        if not self.datasets:
+            raise ValueError("pretrain.datasets must name at least one dataset")
+
+
+@dataclass
+class AgentSection:
+    """The DreamerV2 agent: a preset of `models.config` plus overrides of its fields."""
+
+    preset: str = "atari"  # "atari" (the paper's sizes), "small" (CPU), "debug" (tests)
+    overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {world_model: {kl_scale: 0.1}}
+
+
+@dataclass
+class PathsConfig:
+    """Where results live. Point `datasets` at a shared filesystem to share stores across runs."""
+
+    results: str = "results"
+    datasets: str = ""  # "" = {results}/datasets
+    pretrained: str = ""  # "" = {results}/pretrained
+
+    def validate(self) -> None:
+        if not self.results:
+            raise ValueError("paths.results must not be empty")
+
+
+@dataclass
+class PipelineConfig:
+    """Everything `snakemake train_all` needs. See docs/pipeline.md for each key's role."""
+
+    games: list[str] = field(default_factory=lambda: ["pong"])  # snake_case ALE ids, e.g. pong, james_bond
+    seeds: list[int] = field(default_factory=lambda: [0])
+    variant: str = "default"  # names the run folder; use a new name when you change training settings
+    frames_budget: int = 200_000_000  # environment frames per run, prefill included (paper: 200M)
+    steps_per_iteration: int = 250_000  # agent steps collected per iteration (1M frames: the paper's eval interval)
+    train_every: int = 16  # one update per this many collected agent steps (paper's replay ratio)
+    replay_steps: int = 2_000_000  # the replay: the most recent agent steps of this run's stores
+    collectors: int = 1  # parallel collector jobs per iteration, each with its own store and seed
+    interleaved: bool = True  # world model, actor, critic per batch in one stage, as the paper's loop
+    offline: bool = False  # train from `datasets` only: no prefill, no collection; still evaluate
+    iterations: int = 0  # 0 = as many as frames_budget allows; n = exactly iterations 0..n-1
+    datasets: list[str] = field(default_factory=list)  # shared datasets added to every replay
+    prefill: PrefillConfig = field(default_factory=PrefillConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    pretrain: PretrainConfig | None = None
+    env: dict[str, Any] = field(default_factory=dict)  # overrides of pipelines.atari.EnvConfig
+    agent: AgentSection = field(default_factory=AgentSection)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+    def validate(self) -> None:
+        if not self.games:
+            raise ValueError("games must name at least one game")
+        if not self.seeds:
+            raise ValueError("seeds must list at least one seed")
+        for where, values in (("games", self.games), ("seeds", self.seeds)):
+            duplicates = sorted({str(v) for v in values if values.count(v) > 1})
+            if duplicates:
+                raise ValueError(f"{where} lists {', '.join(duplicates)} more than once")
+        if any(seed < 0 for seed in self.seeds):
+            raise ValueError("seeds must not be negative")
+        _check_name("variant", self.variant)
+        for name in ("frames_budget", "steps_per_iteration", "train_every", "replay_steps", "collectors"):
+            _positive(name, getattr(self, name))
+        if self.iterations < 0:
+            raise ValueError("iterations must not be negative")
+        if self.steps_per_iteration < self.train_every:
+            raise ValueError("steps_per_iteration must be at least train_every (one update per iteration)")
+        if self.offline and not self.datasets:
+            raise ValueError("offline: true needs at least one entry in datasets to train from")
+        if self.collectors > self.steps_per_iteration:
+            raise ValueError("collectors must not exceed steps_per_iteration")
+
+    # ---- derived paths (the full run layout is pipelines.run_layout) ----
+    @property
+    def datasets_dir(self) -> str:
+        return self.paths.datasets or f"{self.paths.results}/datasets"
+
+    @property
+    def pretrained_dir(self) -> str:
+        return self.paths.pretrained or f"{self.paths.results}/pretrained"
+
+    @property
+    def action_repeat(self) -> int:
+        return int(self.env.get("action_repeat", 4))
+
+    @property
+    def uses_pretraining(self) -> bool:
+        return self.pretrain is not None and self.pretrain.initialise_runs
+
+
+def _check_name(where: str, name: str) -> None:
+    """Names become folder names and Snakemake wildcards: keep them to a safe alphabet."""
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise ValueError(f"{where} must be a non-empty name of letters, digits, '-', '_' or '.', got {name!r}")
+
+
+def config_from_mapping(data: Mapping[str, Any] | None) -> PipelineConfig:
+    """Build a `PipelineConfig` from a plain mapping (e.g. Snakemake's `config`)."""
+    return from_mapping(PipelineConfig, data or {})
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read a YAML file of overrides. Raises `ConfigError` naming the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"configuration file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"configuration file {path} is not valid YAML: {error}") from None
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"configuration file {path} must hold a mapping of keys, got {type(data).__name__}")
+    try:
+        return config_from_mapping(data)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def dump_config(cfg: PipelineConfig) -> str:
+    """The resolved configuration as YAML (written next to every output)."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def num_frames(cfg: PipelineConfig, agent_steps: int) -> int:
+    return agent_steps * cfg.action_repeat
+
+
+def budget_steps(cfg: PipelineConfig) -> int:
+    return cfg.frames_budget // cfg.action_repeat
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b) if b else math.inf

@@ -1,0 +1,138 @@
+"""Every path of the run layout, in one place. The Snakefile and the stages both use it.
+
+    {datasets}/{game}/{name}.zarr                     shared store (random prefill, imports)
+    {datasets}/{game}/{name}.json                     its marker: written atomically once complete
+    {pretrained}/{game}/{name}/world_model.pt          reward-free pretraining (+ config.yaml, metrics)
+    {results}/runs/{game}/{variant}/seed{seed}/
+        config.yaml  metrics.jsonl  tensorboard/
+        iter{k:04d}/
+            experience/shard{j}.zarr  shard{j}.json   collector store and its marker
+            world_model.pt  actor_critic.pt  eval.json  videos/  config.yaml
+            *.partial.pt                              mid-stage checkpoints (never declared outputs)
+    {results}/scores/                                  score tables and plots
+    {results}/logs/...                                 one log per Snakemake job
+
+Why markers: Snakemake deletes the declared outputs of a job that did not finish. A store is
+therefore never a declared output; its small JSON marker is, and the store lives beside it, so a
+killed collector resumes its store instead of starting over.
+
+Every method accepts either concrete values or Snakemake wildcard strings ("{game}"), so the
+same function yields both a path and a rule's output pattern.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def iteration_name(iteration: int | str) -> str:
+    return f"iter{iteration:04d}" if isinstance(iteration, int) else f"iter{iteration}"
+
+
+def marker_for_store(store: str | Path) -> Path:
+    """`.../name.zarr` -> `.../name.json`."""
+    store = Path(store)
+    return store.with_suffix(".json")
+
+
+def store_for_marker(marker: str | Path) -> Path:
+    """`.../name.json` -> `.../name.zarr`."""
+    return Path(marker).with_suffix(".zarr")
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    results: str = "results"
+    datasets_root: str = ""
+    pretrained_root: str = ""
+
+    @classmethod
+    def from_config(cls, cfg) -> "RunLayout":
+        return cls(cfg.paths.results, cfg.datasets_dir, cfg.pretrained_dir)
+
+    def _datasets(self) -> str:
+        return self.datasets_root or f"{self.results}/datasets"
+
+    def _pretrained(self) -> str:
+        return self.pretrained_root or f"{self.results}/pretrained"
+
+    # ---- shared datasets ----
+    def dataset_store(self, game, name) -> str:
+        return f"{self._datasets()}/{game}/{name}.zarr"
+
+    def dataset_marker(self, game, name) -> str:
+        return f"{self._datasets()}/{game}/{name}.json"
+
+    # ---- pretraining ----
+    def pretrained_dir(self, game, name) -> str:
+        return f"{self._pretrained()}/{game}/{name}"
+
+    def pretrained_world_model(self, game, name) -> str:
+        return f"{self.pretrained_dir(game, name)}/world_model.pt"
+
+    # ---- one run ----
+    def run_dir(self, game, variant, seed) -> str:
+        return f"{self.results}/runs/{game}/{variant}/seed{seed}"
+
+    def metrics(self, game, variant, seed) -> str:
+        return f"{self.run_dir(game, variant, seed)}/metrics.jsonl"
+
+    def tensorboard(self, game, variant, seed) -> str:
+        return f"{self.run_dir(game, variant, seed)}/tensorboard"
+
+    def iteration_dir(self, game, variant, seed, iteration) -> str:
+        return f"{self.run_dir(game, variant, seed)}/{iteration_name(iteration)}"
+
+    def shard_store(self, game, variant, seed, iteration, shard) -> str:
+        return f"{self.iteration_dir(game, variant, seed, iteration)}/experience/shard{shard}.zarr"
+
+    def shard_marker(self, game, variant, seed, iteration, shard) -> str:
+        return f"{self.iteration_dir(game, variant, seed, iteration)}/experience/shard{shard}.json"
+
+    def world_model(self, game, variant, seed, iteration) -> str:
+        return f"{self.iteration_dir(game, variant, seed, iteration)}/world_model.pt"
+
+    def actor_critic(self, game, variant, seed, iteration) -> str:
+        return f"{self.iteration_dir(game, variant, seed, iteration)}/actor_critic.pt"
+
+    def agent(self, game, variant, seed, iteration, interleaved: bool) -> str:
+        """The checkpoint holding iteration k's finished agent (world model, actor and critic)."""
+        if interleaved:
+            return self.world_model(game, variant, seed, iteration)
+        return self.actor_critic(game, variant, seed, iteration)
+
+    def eval_json(self, game, variant, seed, iteration) -> str:
+        return f"{self.iteration_dir(game, variant, seed, iteration)}/eval.json"
+
+    def videos_dir(self, game, variant, seed, iteration) -> str:
+        return f"{self.iteration_dir(game, variant, seed, iteration)}/videos"
+
+    # ---- scores and logs ----
+    def scores_dir(self) -> str:
+        return f"{self.results}/scores"
+
+    def scores_table(self) -> str:
+        return f"{self.scores_dir()}/scores.md"
+
+    def config_snapshot(self, variant) -> str:
+        """The resolved configuration the Snakefile validated, read by every stage of `variant`."""
+        return f"{self.results}/configs/{variant}.yaml"
+
+    def log(self, *parts) -> str:
+        return f"{self.results}/logs/" + "/".join(str(p) for p in parts) + ".log"
+
+
+def partial_checkpoint(output: str | Path) -> Path:
+    """The undeclared mid-stage checkpoint of a declared checkpoint output (Snakemake never deletes it)."""
+    output = Path(output)
+    return output.with_name(output.stem + ".partial.pt")
+
+
+def run_dir_of_iteration_file(path: str | Path) -> Path:
+    """`.../seed0/iter0003/world_model.pt` -> `.../seed0`."""
+    path = Path(path)
+    for parent in path.parents:
+        if parent.name.startswith("iter") and parent.name[4:].isdigit():
+            return parent.parent
+    raise ValueError(f"{path} is not inside an iteration folder (iterNNNN)")

@@ -1,0 +1,79 @@
+"""The iteration plan of a run: what each iteration collects, how many updates it makes, which
+stores its replay reads, and how many frames the run has seen when it ends.
+
+The paper's loop (Hafner et al. 2021) collects one agent step at a time and updates every 16 steps
+after a 50k-step random prefill. The pipeline batches that loop: iteration 0 trains on the prefill,
+iteration k >= 1 first collects `steps_per_iteration` steps with the actor of iteration k-1, then
+makes `steps / train_every` updates, which keeps the paper's replay ratio. The frame budget
+counts the prefill, so a run ends exactly at `frames_budget` (the last iteration collects the rest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import PipelineConfig, budget_steps
+
+
+@dataclass(frozen=True)
+class Iteration:
+    index: int
+    collect_steps: int  # agent steps collected at the start of this iteration (0 for iteration 0)
+    shard_steps: tuple[int, ...]  # how collect_steps split over the collector jobs
+    updates: int  # gradient updates this iteration makes
+    steps_before: int  # agent steps in the run's own stores before this iteration's collection
+    steps_after: int  # ... after it (prefill included)
+
+    @property
+    def num_shards(self) -> int:
+        return len(self.shard_steps)
+
+
+def split_steps(total: int, parts: int) -> tuple[int, ...]:
+    """`total` steps over at most `parts` collectors, as evenly as possible, none empty."""
+    parts = max(1, min(parts, total))
+    base, extra = divmod(total, parts)
+    return tuple(base + (1 if j < extra else 0) for j in range(parts))
+
+
+def plan(cfg: PipelineConfig) -> list[Iteration]:
+    """Every iteration of one run, in order (the same for every game and seed)."""
+    updates_of = lambda steps: max(1, steps // cfg.train_every)  # noqa: E731
+    if cfg.offline:
+        count = cfg.iterations or -(-budget_steps(cfg) // cfg.steps_per_iteration)
+        return [Iteration(k, 0, (), updates_of(cfg.steps_per_iteration), 0, 0) for k in range(count)]
+    prefill = cfg.prefill.steps
+    iterations = [Iteration(0, 0, (), updates_of(prefill), 0, prefill)]
+    remaining = max(0, budget_steps(cfg) - prefill)
+    k = 1
+    while (remaining > 0 and not cfg.iterations) or (cfg.iterations and k < cfg.iterations):
+        steps = cfg.steps_per_iteration if cfg.iterations else min(cfg.steps_per_iteration, remaining)
+        before = iterations[-1].steps_after
+        iterations.append(Iteration(k, steps, split_steps(steps, cfg.collectors), updates_of(steps), before, before + steps))
+        remaining -= steps
+        k += 1
+    return iterations
+
+
+def replay_iterations(cfg: PipelineConfig, iterations: list[Iteration], k: int) -> tuple[bool, list[int]]:
+    """Which of the run's own stores iteration k's replay can reach: (prefill?, [iterations]).
+
+    The replay holds the most recent `replay_steps` steps (paper: 2M). Stores that lie entirely
+    before that window are not inputs, so the DAG stays small over 200 iterations.
+    """
+    if cfg.offline:
+        return False, []
+    window_start = iterations[k].steps_after - cfg.replay_steps
+    collected = [i for i in range(1, k + 1) if iterations[i].steps_after > window_start]
+    return cfg.prefill.steps > window_start, collected
+
+
+def shard_seed(run_seed: int, iteration: int, shard: int) -> int:
+    """A distinct, reproducible environment/policy seed for every collector job."""
+    return int(np.random.SeedSequence([run_seed, iteration, shard]).generate_state(1)[0])
+
+
+def eval_seed(run_seed: int, iteration: int) -> int:
+    return int(np.random.SeedSequence([run_seed, iteration, 10**6]).generate_state(1)[0])

@@ -1,0 +1,148 @@
+"""The Snakefile's Python side: validated configuration, layout and the input functions of its rules.
+
+The Snakefile only wires rules; every decision (which stores an iteration's replay reads, what a
+collector's seed is, where iteration 0 starts from) lives here, where tests can call it directly.
+`load_workflow(config)` validates Snakemake's `config` with the same code as `check-config`, so a
+bad configuration stops the workflow before any job starts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Mapping
+
+from .atomic import write_if_changed
+from .check_config import validate_config
+from .config import PipelineConfig, config_from_mapping, dump_config
+from .dataset_refs import resolve_dataset
+from .run_layout import RunLayout
+from .schedule import Iteration, eval_seed, plan, replay_iterations, shard_seed
+
+
+def _k(iteration) -> int:
+    return int(iteration)
+
+
+@dataclass
+class WorkflowPlan:
+    cfg: PipelineConfig
+    layout: RunLayout
+    iterations: list[Iteration] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.iterations = plan(self.cfg)
+
+    # ---- the whole workflow ----
+    @property
+    def variant(self) -> str:
+        return self.cfg.variant
+
+    @property
+    def last_iteration(self) -> int:
+        return self.iterations[-1].index
+
+    def runs(self) -> list[tuple[str, int]]:
+        return [(game, seed) for game in self.cfg.games for seed in self.cfg.seeds]
+
+    def all_evals(self) -> list[str]:
+        return [
+            self.layout.eval_json(game, self.variant, seed, it.index)
+            for game, seed in self.runs()
+            for it in self.iterations
+        ]
+
+    def final_evals(self) -> list[str]:
+        return [self.layout.eval_json(g, self.variant, s, self.last_iteration) for g, s in self.runs()]
+
+    def run_dirs(self) -> list[str]:
+        return [self.layout.run_dir(g, self.variant, s) for g, s in self.runs()]
+
+    def wildcard_constraints(self) -> dict[str, str]:
+        return {
+            "game": "|".join(re.escape(g) for g in self.cfg.games),
+            "variant": re.escape(self.variant),
+            "seed": r"\d+",
+            "iteration": r"\d{4}",
+            "shard": r"\d+",
+        }
+
+    # ---- shared datasets ----
+    @cached_property
+    def _shared(self) -> dict[str, list]:
+        return {
+            game: [resolve_dataset(self.cfg, self.layout, game, e, where="datasets") for e in self.cfg.datasets]
+            for game in self.cfg.games
+        }
+
+    def shared_built(self, game: str) -> list[str]:
+        """Markers of the shared datasets this workflow builds itself (Snakemake inputs)."""
+        return [ref.source for ref in self._shared[game] if ref.built]
+
+    def shared_external(self, game: str) -> list[str]:
+        """Shared datasets that already exist (passed as parameters)."""
+        return [ref.source for ref in self._shared[game] if not ref.built]
+
+    def pretrain_sources(self, game: str) -> tuple[list[str], list[str]]:
+        """(built markers, external sources) of the pretraining datasets."""
+        assert self.cfg.pretrain is not None
+        refs = [resolve_dataset(self.cfg, self.layout, game, e, where="pretrain.datasets") for e in self.cfg.pretrain.datasets]
+        return [r.source for r in refs if r.built], [r.source for r in refs if not r.built]
+
+    # ---- one iteration of one run ----
+    def replay(self, game: str, seed, iteration) -> list[str]:
+        """The run's own stores iteration k's replay can reach, oldest first (markers)."""
+        k = _k(iteration)
+        with_prefill, collected = replay_iterations(self.cfg, self.iterations, k)
+        sources = [self.layout.dataset_marker(game, self.cfg.prefill.name)] if with_prefill else []
+        for i in collected:
+            sources += [self.layout.shard_marker(game, self.variant, seed, i, j) for j in range(self.iterations[i].num_shards)]
+        return sources
+
+    def start_from(self, game: str, seed, iteration) -> dict[str, str]:
+        """Where iteration k's training starts: k-1's agent, the pretrained world model, or nothing."""
+        k = _k(iteration)
+        if k > 0:
+            return {"previous": self.layout.agent(game, self.variant, seed, k - 1, self.cfg.interleaved)}
+        if self.cfg.uses_pretraining:
+            return {"pretrained": self.layout.pretrained_world_model(game, self.cfg.pretrain.name)}
+        return {}
+
+    def agent(self, game: str, seed, iteration) -> str:
+        return self.layout.agent(game, self.variant, seed, _k(iteration), self.cfg.interleaved)
+
+    def shards(self, game: str, seed, iteration) -> list[str]:
+        k = _k(iteration)
+        return [self.layout.shard_marker(game, self.variant, seed, k, j) for j in range(self.iterations[k].num_shards)]
+
+    def shard_steps(self, iteration, shard) -> int:
+        return self.iterations[_k(iteration)].shard_steps[int(shard)]
+
+    def shard_seed(self, seed, iteration, shard) -> int:
+        return shard_seed(int(seed), _k(iteration), int(shard))
+
+    def eval_seed(self, seed, iteration) -> int:
+        return eval_seed(int(seed), _k(iteration))
+
+    def updates(self, iteration) -> int:
+        return self.iterations[_k(iteration)].updates
+
+    def frames(self, iteration) -> int:
+        """Environment frames the run has collected by the end of iteration k's collection."""
+        return self.iterations[_k(iteration)].steps_after * self.cfg.action_repeat
+
+    def updates_before(self, iteration) -> int:
+        return sum(it.updates for it in self.iterations[: _k(iteration)])
+
+
+def load_workflow(config: Mapping[str, Any], write_snapshot: bool = True) -> WorkflowPlan:
+    """Validate Snakemake's `config`; raise `ConfigError` naming the problem. Writes the snapshot
+    `{results}/configs/{variant}.yaml` (only when it changed) that every stage reads."""
+    cfg = config_from_mapping(dict(config))
+    layout = RunLayout.from_config(cfg)
+    validate_config(cfg, layout)
+    workflow = WorkflowPlan(cfg, layout)
+    if write_snapshot:
+        write_if_changed(layout.config_snapshot(cfg.variant), dump_config(cfg))
+    return workflow

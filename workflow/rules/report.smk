@@ -1,0 +1,25 @@
+# The score report: normalised scores, Table 1 aggregates and learning curves over every evaluation.
+# `snakemake --report report.html` collects the outputs marked with report() into one HTML file.
+
+
+rule scores:
+    """Human-normalised scores, aggregates and learning curves of every configured run."""
+    input:
+        evals=W.all_evals(),
+    output:
+        table=report(L.scores_table(), caption="../../pipelines/report/scores.rst", category="Scores"),
+        data=L.scores_dir() + "/scores.json",
+        plots=report(
+            directory(L.scores_dir() + "/plots"),
+            patterns=["{plot}.png"],
+            caption="../../pipelines/report/learning_curves.rst",
+            category="Learning curves",
+            labels={"plot": "{plot}"},
+        ),
+    params:
+        out=L.scores_dir(),
+        games=",".join(CFG.games),
+    log:
+        L.log("scores", VARIANT),
+    shell:
+        "dreamer-pipeline scores --out {params.out} --games {params.games} {input.evals} > {log} 2>&1"

@@ -1,0 +1,98 @@
+# Training and evaluation of iteration k of one run (game, variant, seed).
+#
+# Declared outputs are written atomically at the end of a stage; the mid-stage checkpoint
+# (`*.partial.pt`) is undeclared, so Snakemake never deletes it and a rerun resumes from it.
+
+
+def _shared_flags(wildcards):
+    return " ".join(f"--shared {source}" for source in W.shared_external(wildcards.game))
+
+
+def _start_flags(wildcards, input):
+    if "previous" in input.keys():
+        return f"--resume-from {input.previous}"
+    if "pretrained" in input.keys():
+        return f"--init-world-model {input.pretrained}"
+    return ""
+
+
+rule train_world_model:
+    """World model of iteration k on the replay (interleaved: world model, actor and critic per batch)."""
+    input:
+        unpack(lambda w: W.start_from(w.game, w.seed, w.iteration)),
+        replay=lambda w: W.replay(w.game, w.seed, w.iteration),
+        shared=lambda w: W.shared_built(w.game),
+    output:
+        checkpoint=L.world_model("{game}", "{variant}", "{seed}", "{iteration}"),
+        videos=report(
+            directory(L.videos_dir("{game}", "{variant}", "{seed}", "{iteration}")),
+            patterns=["{video}.gif"],
+            caption="../../pipelines/report/videos.rst",
+            category="Open-loop predictions",
+            subcategory="{game} seed {seed}",
+            labels={"game": "{game}", "seed": "{seed}", "iteration": "{iteration}", "batch": "{video}"},
+        ),
+    params:
+        config=CONFIG_SNAPSHOT,
+        start=_start_flags,
+        shared=_shared_flags,
+        updates=lambda w: W.updates(w.iteration),
+        updates_before=lambda w: W.updates_before(w.iteration),
+        frames=lambda w: W.frames(w.iteration),
+        mode="--interleaved" if CFG.interleaved else "--world-model-only",
+    resources:
+        gpu=1,
+    log:
+        L.log("train_world_model", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
+    shell:
+        "dreamer-pipeline train-world-model --config {params.config} --game {wildcards.game} "
+        "--seed {wildcards.seed} --iteration {wildcards.iteration} --updates {params.updates} "
+        "--updates-before {params.updates_before} --frames {params.frames} {params.mode} {params.start} "
+        "{params.shared} --out {output.checkpoint} --videos {output.videos} {input.replay} {input.shared} "
+        "> {log} 2>&1"
+
+
+rule train_actor_critic:
+    """Actor and critic of iteration k, in imagination on iteration k's world model."""
+    input:
+        world_model=L.world_model("{game}", "{variant}", "{seed}", "{iteration}"),
+        replay=lambda w: W.replay(w.game, w.seed, w.iteration),
+        shared=lambda w: W.shared_built(w.game),
+    output:
+        checkpoint=L.actor_critic("{game}", "{variant}", "{seed}", "{iteration}"),
+    params:
+        config=CONFIG_SNAPSHOT,
+        shared=_shared_flags,
+        updates=lambda w: W.updates(w.iteration),
+        updates_before=lambda w: W.updates_before(w.iteration),
+        frames=lambda w: W.frames(w.iteration),
+    resources:
+        gpu=1,
+    log:
+        L.log("train_actor_critic", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
+    shell:
+        "dreamer-pipeline train-actor-critic --config {params.config} --game {wildcards.game} "
+        "--seed {wildcards.seed} --iteration {wildcards.iteration} --updates {params.updates} "
+        "--updates-before {params.updates_before} --frames {params.frames} --world-model {input.world_model} "
+        "{params.shared} --out {output.checkpoint} {input.replay} {input.shared} > {log} 2>&1"
+
+
+rule evaluate:
+    """Greedy episodes with iteration k's agent, sticky actions on."""
+    input:
+        agent=lambda w: W.agent(w.game, w.seed, w.iteration),
+    output:
+        result=L.eval_json("{game}", "{variant}", "{seed}", "{iteration}"),
+    params:
+        config=CONFIG_SNAPSHOT,
+        frames=lambda w: W.frames(w.iteration),
+        env_seed=lambda w: W.eval_seed(w.seed, w.iteration),
+        episodes=CFG.evaluate.episodes,
+    threads: CFG.evaluate.envs
+    log:
+        L.log("evaluate", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
+    shell:
+        "dreamer-pipeline evaluate --config {params.config} --game {wildcards.game} "
+        "--variant {wildcards.variant} --seed {wildcards.seed} --iteration {wildcards.iteration} "
+        "--frames {params.frames} --env-seed {params.env_seed} --episodes {params.episodes} "
+        "--agent {input.agent} --out {output.result} > {log} 2>&1"
