@@ -89,6 +89,17 @@ class Dataset:
             tables.append(EpisodeTable(np.full(len(index_), index, np.int32), index_.starts, index_.lengths))
         return cls(list(stores), EpisodeTable.concat(tables, [0] * len(tables)), name, list(sources))
 
+    # Pickling (DataLoader workers under spawn): send paths and the episode table, reopen the stores.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["stores"] = [str(store.path) for store in self.stores]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state["stores"] = [_open_store(Path(path)) for path in state["stores"]]
+        self.__dict__.update(state)
+
     # -- summary -----------------------------------------------------------------------------------
     @property
     def num_steps(self) -> int:
