@@ -1,0 +1,142 @@
+"""Pipeline configuration, check-config, the iteration schedule and the run layout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dreamer_pipeline.models.config_schema import ConfigError, to_dict
+from dreamer_pipeline.pipelines.check_config import load_and_validate, validate_config
+from dreamer_pipeline.pipelines.config import PipelineConfig, config_from_mapping, load_config
+from dreamer_pipeline.pipelines.run_layout import RunLayout, partial_checkpoint, run_dir_of_iteration_file
+from dreamer_pipeline.pipelines.schedule import plan, replay_iterations, split_steps
+from dreamer_pipeline.pipelines.workflow_plan import WorkflowPlan
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, data: dict, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_default_yaml_is_the_paper_protocol_and_equals_the_dataclass_defaults():
+    cfg = load_config(ROOT / "config/default.yaml")
+    assert to_dict(cfg) == to_dict(PipelineConfig())
+    assert (cfg.games, cfg.seeds, cfg.frames_budget) == (["pong"], [0], 200_000_000)
+    assert (cfg.steps_per_iteration, cfg.train_every, cfg.replay_steps, cfg.prefill.steps) == (250_000, 16, 2_000_000, 50_000)
+    assert cfg.agent.preset == "atari"
+
+
+@pytest.mark.parametrize("name", ["default", "small", "debug"])
+def test_presets_validate(name):
+    cfg = load_and_validate(ROOT / f"config/{name}.yaml")
+    assert plan(cfg)
+
+
+def test_debug_preset_shape():
+    cfg = load_config(ROOT / "config/debug.yaml")
+    assert len(cfg.games) == 2 and len(cfg.seeds) == 2 and cfg.agent.preset == "debug"
+    assert len(plan(cfg)) == 2 and cfg.pretrain is not None and cfg.pretrain.datasets == [cfg.prefill.name]
+
+
+def test_schedule_of_the_paper_protocol_spends_the_budget_exactly():
+    cfg = PipelineConfig()
+    iterations = plan(cfg)
+    assert len(iterations) == 201  # iteration 0 on the prefill, then 200 collections
+    assert iterations[0].collect_steps == 0 and iterations[0].updates == 50_000 // 16
+    assert all(it.updates == 250_000 // 16 for it in iterations[1:-1])
+    total_steps = cfg.prefill.steps + sum(it.collect_steps for it in iterations)
+    assert total_steps * 4 == cfg.frames_budget
+    assert iterations[-1].collect_steps == 50_000_000 - 50_000 - 199 * 250_000
+    # the replay window: 2M steps reach back 8 full iterations, and the prefill drops out after 8
+    assert replay_iterations(cfg, iterations, 3) == (True, [1, 2, 3])
+    assert replay_iterations(cfg, iterations, 100) == (False, list(range(93, 101)))
+
+
+def test_split_steps_and_offline_schedule():
+    assert split_steps(10, 3) == (4, 3, 3) and sum(split_steps(250_000, 7)) == 250_000
+    cfg = config_from_mapping({"offline": True, "datasets": ["/x.zarr"], "iterations": 3, "steps_per_iteration": 160})
+    iterations = plan(cfg)
+    assert [it.collect_steps for it in iterations] == [0, 0, 0] and iterations[0].updates == 10
+
+
+def test_layout_paths_and_wildcard_patterns():
+    layout = RunLayout("results")
+    assert layout.shard_marker("pong", "default", 0, 3, 1) == "results/runs/pong/default/seed0/iter0003/experience/shard1.json"
+    assert layout.world_model("{game}", "{variant}", "{seed}", "{iteration}") == (
+        "results/runs/{game}/{variant}/seed{seed}/iter{iteration}/world_model.pt"
+    )
+    assert partial_checkpoint("a/iter0001/world_model.pt").name == "world_model.partial.pt"
+    assert run_dir_of_iteration_file("r/runs/pong/v/seed1/iter0002/eval.json") == Path("r/runs/pong/v/seed1")
+
+
+def test_workflow_plan_inputs():
+    cfg = load_config(ROOT / "config/debug.yaml")
+    workflow = WorkflowPlan(cfg, RunLayout.from_config(cfg))
+    assert workflow.start_from("pong", 0, "0000") == {"pretrained": "results/pretrained/pong/reward-free/world_model.pt"}
+    assert workflow.start_from("pong", 0, "0001") == {"previous": "results/runs/pong/debug/seed0/iter0000/actor_critic.pt"}
+    assert workflow.replay("pong", 1, "0001") == [
+        "results/datasets/pong/random-debug.json",
+        "results/runs/pong/debug/seed1/iter0001/experience/shard0.json",
+    ]
+    assert workflow.shard_seed(0, 1, 0) != workflow.shard_seed(1, 1, 0) != workflow.shard_seed(0, 2, 0)
+
+
+# ---- bad configurations: one ConfigError naming the problem ----
+
+
+@pytest.mark.parametrize(
+    "data, needle",
+    [
+        ({"gmaes": ["pong"]}, "gmaes (did you mean games?)"),
+        ({"train": {"batch_sise": 4}}, "train.batch_sise"),
+        ({"frames_budget": "lots"}, "frames_budget: expected int"),
+        ({"interleaved": "yes"}, "interleaved: expected true or false"),
+        ({"games": ["pongg"]}, "pongg"),
+        ({"train_every": 0}, "train_every must be positive"),
+        ({"agent": {"preset": "huge"}}, "huge"),
+        ({"agent": {"overrides": {"world_model": {"kl_scael": 1.0}}}}, "agent.overrides.world_model.kl_scael"),
+        ({"env": {"sticky": 0.1}}, "env.sticky"),
+        ({"offline": True}, "offline: true needs at least one entry in datasets"),
+        ({"datasets": ["unknown-name"]}, "'unknown-name' is neither the prefill dataset"),
+    ],
+)
+def test_bad_configurations_name_the_problem(tmp_path, data, needle):
+    with pytest.raises(ConfigError) as error:
+        load_and_validate(write(tmp_path, data))
+    assert needle in str(error.value)
+
+
+def test_dataset_path_that_is_not_a_store(tmp_path, store_factory):
+    (tmp_path / "notastore").mkdir()
+    (tmp_path / "notastore" / "file.txt").write_text("hello")
+    with pytest.raises(ConfigError, match=r"datasets\[0\]: .*notastore"):
+        validate_config(config_from_mapping({"datasets": [str(tmp_path / "notastore")]}))
+    store = store_factory("pong_store", [20, 20], game="pong")
+    validate_config(config_from_mapping({"datasets": [str(store)]}))
+    with pytest.raises(ConfigError, match="holds 'pong' experience, not 'breakout'"):
+        validate_config(config_from_mapping({"games": ["breakout"], "datasets": [str(store)]}))
+    templated = str(tmp_path / "{game}_store.zarr")
+    validate_config(config_from_mapping({"datasets": [templated]}))
+
+
+def test_check_config_command(tmp_path):
+    bad = write(tmp_path, {"train": {"batch_sise": 4}})
+    result = subprocess.run(
+        [sys.executable, "-m", "dreamer_pipeline.pipelines.cli", "check-config", str(bad)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 1
+    assert "train.batch_sise" in result.stderr and "Traceback" not in result.stderr
+    ok = subprocess.run(
+        [sys.executable, "-m", "dreamer_pipeline.pipelines.cli", "check-config", str(ROOT / "config/debug.yaml"), "--show"],
+        capture_output=True, text=True,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert yaml.safe_load(ok.stdout)["variant"] == "debug"
