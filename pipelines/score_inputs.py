@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -142,7 +143,7 @@ def _check_eval_values(path: Path, data: dict) -> None:
 
 def _check_layout(path: Path, data: dict) -> None:
     """Where a file sits in the run layout, its folders must agree with its contents."""
-    parts = path.resolve().parts
+    parts = Path(os.path.abspath(path)).parts   # textual; resolve() costs syscalls per file
     if len(parts) < 5:
         return
     game, variant, seed_dir, iteration_dir = parts[-5:-1]

@@ -38,6 +38,9 @@ def build_report(records: Sequence[ScoreRecord], games: Sequence[str] | None = N
         games = tuple(sorted({game for _, game in finals})) or atari55()
     games = tuple(games)
     rows, warnings = [], []
+    ignored = sorted({game for _, game in finals} - set(games))
+    if ignored:
+        warnings.append(f"results for {', '.join(ignored)} are left out: not in the game set")
     for (method, game), seeds in sorted(finals.items()):
         if game not in games:
             continue

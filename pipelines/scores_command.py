@@ -83,7 +83,7 @@ def _summary(data: dict) -> str:
               help="Draw learning curves per game and aggregate curves (PNG and SVG).")
 def scores_command(runs: tuple[Path, ...], tables: tuple[Path, ...], out: Path,
                    games: str | None, baselines: bool, plots: bool) -> None:
-    """Score evaluations with the paper's human-normalised metrics and plot learning curves.
+    """Human-normalised scores, Table 1 aggregates and learning-curve plots.
 
     RUNS are run directories (searched for iter*/eval.json, e.g. results/runs or
     results/runs/pong/default/seed0) or eval.json files. A method's score on a game is the mean
