@@ -77,6 +77,11 @@ def _save(figure: Figure, stem: Path) -> list[Path]:
     return paths
 
 
+def _marker(frames: Sequence[int]) -> str | None:
+    # Dots show where the evaluations are; on a long run they would only clutter the line.
+    return "o" if len(frames) <= 50 else None
+
+
 def _colours(methods: Sequence[str]) -> dict[str, str]:
     return {method: f"C{index % 10}" for index, method in enumerate(methods)}
 
@@ -95,8 +100,8 @@ def plot_learning_curve(game: str, series: Series, stem: Path, reference: bool =
             axes.plot(frames, scores, color=colours[method], alpha=0.35, linewidth=0.8)
             last = max(last, max(frames))
         frames, mean = mean_curve(seeds)
-        axes.plot(frames, mean, color=colours[method], linewidth=2.2, marker="o", markersize=3,
-                  label=f"{method} (mean of {len(seeds)} seed{'s' * (len(seeds) > 1)})")
+        axes.plot(frames, mean, color=colours[method], linewidth=2.2, marker=_marker(frames),
+                  markersize=3, label=f"{method} (mean of {len(seeds)} seed{'s' * (len(seeds) > 1)})")
     if reference and game in reference_games():
         curve = reference_curve(game)
         keep = curve.frames <= max(last, _MIN_REFERENCE_FRAMES)
@@ -182,7 +187,7 @@ def plot_aggregate_curves(records: Sequence[ScoreRecord], games: Sequence[str], 
         axes = figure.add_subplot(1, 2, column + 1)
         for method, curve in sorted(curves.items()):
             axes.plot(curve["frames"], curve[key], color=colours[method], linewidth=2,
-                      marker="o", markersize=3, label=method)
+                      marker=_marker(curve["frames"]), markersize=3, label=method)
         if published is not None:
             axes.plot(published["frames"], published[key], color=REFERENCE_COLOUR,
                       linestyle="--", linewidth=1.5, label=REFERENCE_METHOD)
