@@ -254,14 +254,9 @@ class StoreWriter:
         meta = dict(reader.attrs)
         if meta["reward_free"] != bool(reward_free):
             raise StoreError(path, f"exists with reward_free={meta['reward_free']}, asked to resume with {reward_free}")
-        for key, value in attrs.items():
-            if key in cls.RESUME_MAY_DIFFER:
-                continue
-            if _jsonable(meta.get(key)) != _jsonable(value):
-                raise StoreError(
-                    path, f"exists with {key}={meta.get(key)!r}; this writer has {key}={value!r}. "
-                    "Use a new store path or the original settings."
-                )
+        problem = provenance_mismatch(meta, attrs, cls.RESUME_MAY_DIFFER)
+        if problem:
+            raise StoreError(path, f"{problem}. Use a new store path or the original settings.")
         group = zarr.open_group(str(path), mode="r+", zarr_format=3)
         writer = cls(path, group, meta)
         committed = meta["committed_steps"]
@@ -298,6 +293,16 @@ class StoreWriter:
                 raise ValueError(f"{key} is managed by the writer")
         self.meta.update(values)
         self.group.attrs[ATTRS_KEY] = self.meta
+
+
+def provenance_mismatch(meta: Mapping[str, Any], attrs: Mapping[str, Any], ignore=StoreWriter.RESUME_MAY_DIFFER) -> str | None:
+    """Why `attrs` disagree with a store's attributes `meta` (None if they agree on every key given)."""
+    for key, value in attrs.items():
+        if key in ignore:
+            continue
+        if _jsonable(meta.get(key)) != _jsonable(value):
+            return f"exists with {key}={meta.get(key)!r}; this writer has {key}={value!r}"
+    return None
 
 
 def _jsonable(value: Any) -> Any:
