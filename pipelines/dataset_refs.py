@@ -72,3 +72,21 @@ def _check_source(path: Path, game: str, where: str) -> None:
                 raise ConfigError(f"{where}: {store_path} holds {store_game!r} experience, not {game!r}")
     except (DatasetError, StoreError) as error:
         raise ConfigError(f"{where}: {error}") from None
+
+
+def write_store_marker(marker: str | Path, store: str | Path, name: str | None = None) -> Path:
+    """Declare a finished store: its marker is a dataset manifest (datasets.dataset) listing it.
+
+    Written atomically and only after the store is complete, so Snakemake (which sees the marker,
+    never the store) cannot take a half-collected store as done.
+    """
+    import os
+
+    from .atomic import atomic_write_json
+
+    marker, store = Path(marker), Path(store)
+    entry = os.path.relpath(store.resolve(), marker.parent.resolve())
+    content = {"stores": [entry]}
+    if name:
+        content = {"name": name, **content}
+    return atomic_write_json(marker, content)

@@ -103,62 +103,155 @@ def _mean(records: list[Mapping[str, Any]]) -> dict[str, float]:
     return {key: float(np.mean(values)) for key, values in out.items()}
 
 
+def read_stage_partial(out: str | os.PathLike) -> dict | None:
+    """The stage progress stored in `out`'s partial checkpoint, or None if there is none."""
+    from .agent_io import read_payload
+
+    partial = partial_checkpoint(out)
+    if not partial.exists():
+        return None
+    return read_payload(partial).get("extra", {}).get("stage_progress")
+
+
+def previous_partials(out: str | os.PathLike, iteration: int) -> list[Path]:
+    """Partial checkpoints of the same stage in earlier iterations of the run (safe to delete once
+    iteration k runs: their outputs exist, and Snakemake has recorded them as complete)."""
+    out = Path(out)
+    name = partial_checkpoint(out).name
+    run_dir = out.parent.parent
+    found = []
+    for folder in run_dir.glob("iter[0-9][0-9][0-9][0-9]"):
+        if int(folder.name[4:]) < iteration and (folder / name).exists():
+            found.append(folder / name)
+    return found
+
+
 def resumable_updates(
     *,
     stage: str,
     out: str | os.PathLike,
     updates: int,
     agent,
-    save: Callable[[str | os.PathLike, dict], None],
-    load: Callable[[str | os.PathLike], dict],
+    cfg: PipelineConfig,
     make_batches: Callable[[int], Iterable[dict]],
     step: Callable[[dict], Mapping[str, Any]],
     logger: MetricsLogger,
     frames: int,
     updates_before: int,
-    checkpoint_every: int,
     log_every: int = 0,
-    extra: Mapping[str, Any] | None = None,
 ) -> int:
     """Run `updates` calls of `step(batch)`, resuming from `out`'s partial checkpoint if present.
 
-    `save(path, payload)` must write atomically; `payload["agent"]` is `agent.state_dict()`,
-    `payload["stage"]` the stage's progress. `make_batches(done)` returns the batch stream for a
-    stage that has done `done` updates (seeded by it, so a resumed stage draws fresh windows).
+    Every `train.checkpoint_every` updates, and once more at the end, the agent and the stage's
+    progress go to the partial checkpoint (atomically). The final one stays until the same stage
+    of the next iteration starts, so a stage killed after its last update (even before Snakemake
+    recorded it as done) never redoes its updates. `make_batches(done)` returns the batch stream
+    of a stage that has done `done` updates (seeded by it: a resumed stage draws fresh windows).
     Returns the number of updates this call made.
     """
+    from dreamer_pipeline.models import checkpoint as ckpt
+
     partial = partial_checkpoint(out)
     done = 0
-    if partial.exists():
-        payload = load(partial)
-        progress = payload.get("stage", {})
-        if progress.get("stage") == stage and progress.get("updates") == updates:
-            agent.load_state_dict(payload["agent"])
-            done = int(progress.get("done", 0))
-            tqdm.write(f"{stage}: resuming from {partial} after {done}/{updates} updates")
+    progress = read_stage_partial(out)
+    if progress is not None and progress.get("stage") == stage and progress.get("updates") == updates:
+        from .agent_io import read_payload
+
+        agent.load_state_dict(ckpt.agent_state(read_payload(partial)))
+        done = int(progress.get("done", 0))
+        tqdm.write(f"{stage}: resuming from {partial} after {done}/{updates} updates")
+
+    def save_partial() -> None:
+        ckpt.save_checkpoint(partial, agent, extra={"stage_progress": {
+            "stage": stage, "updates": updates, "done": done, "format": STAGE_FORMAT}})
+
     log_every = log_every or max(1, min(100, updates // 20 or 1))
-    stream = iter(make_batches(done))
     window: list[Mapping[str, Any]] = []
     started, made = time.time(), 0
-    bar = tqdm(total=updates, initial=done, desc=stage, unit="update", dynamic_ncols=True, mininterval=5)
-    while done < updates:
-        metrics = step(next(stream))
-        done += 1
-        made += 1
-        bar.update(1)
-        window.append(metrics)
-        if done % log_every == 0 or done == updates:
-            averaged = _mean(window)
-            averaged[f"time/{stage}_updates_per_s"] = made / max(time.time() - started, 1e-9)
-            logger.log(averaged, frames=frames, updates=updates_before + done, step=updates_before + done)
-            window.clear()
-        if done % checkpoint_every == 0 and done < updates:
-            save(partial, {"agent": agent.state_dict(), "stage": {"stage": stage, "updates": updates, "done": done, "format": STAGE_FORMAT}, **(extra or {})})
-    bar.close()
+    if done < updates:
+        stream = iter(make_batches(done))
+        bar = tqdm(total=updates, initial=done, desc=stage, unit="update", dynamic_ncols=True, mininterval=5)
+        while done < updates:
+            metrics = step(next(stream))
+            done += 1
+            made += 1
+            bar.update(1)
+            window.append(metrics)
+            if done % log_every == 0 or done == updates:
+                averaged = _mean(window)
+                averaged[f"time/{stage}_updates_per_s"] = made / max(time.time() - started, 1e-9)
+                logger.log(averaged, frames=frames, updates=updates_before + done, step=updates_before + done)
+                window.clear()
+            if done % cfg.train.checkpoint_every == 0 or done == updates:
+                save_partial()
+        bar.close()
     return made
 
 
-def finish(out: str | os.PathLike, save: Callable[[str | os.PathLike, dict], None], payload: dict) -> None:
-    """Write the declared output atomically, then drop the partial checkpoint it supersedes."""
-    save(out, payload)
-    partial_checkpoint(out).unlink(missing_ok=True)
+def write_videos(agent, dataset, cfg: PipelineConfig, folder: str | os.PathLike, logger: MetricsLogger, *,
+                 seed: int, step: int) -> list[Path]:
+    """Open-loop predictions (truth, model, error) as GIFs: `train.gif` for a batch of the replay,
+    `eval.gif` for windows of the newest experience (the last store of the replay)."""
+    import imageio.v2 as imageio
+
+    from .atomic import atomic_write
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    count = cfg.train.video_sequences
+    if count == 0:
+        return []
+    written = []
+    newest = _newest_part(dataset)
+    for name, data in (("train", dataset), ("eval", newest)):
+        try:
+            batch = next(iter(batches(data, cfg, seed + (name == "eval"), "cpu")))
+        except Exception as error:  # noqa: BLE001 - e.g. no episode long enough in the newest store
+            tqdm.write(f"no {name} video: {error}")
+            continue
+        batch = {key: value[:count] for key, value in batch.items()}
+        video = agent.open_loop(batch, context=min(5, cfg.train.sequence_length - 1), max_sequences=count)
+        frames = video[..., 0] if video.shape[-1] == 1 else video
+        path = folder / f"{name}.gif"
+        atomic_write(path, lambda tmp: imageio.mimsave(tmp, list(frames), format="GIF", duration=0.1, loop=0))
+        logger.add_video(f"video/{name}_open_loop", video, step)
+        written.append(path)
+    return written
+
+
+def _newest_part(dataset):
+    """The episodes of the dataset's last store: the most recent experience of the run."""
+    from dreamer_pipeline.datasets.dataset import Dataset
+
+    last = len(dataset.stores) - 1
+    rows = np.flatnonzero(dataset.episodes.store == last)
+    if len(rows) == 0:
+        return dataset
+    table = dataset.episodes.take(rows)
+    table = type(table)(np.zeros(len(rows), np.int32), table.start, table.length)
+    return Dataset([dataset.stores[last]], table, "newest")
+
+
+def log_new_experience(logger: MetricsLogger, sources: Sequence[str], iteration: int, *, frames: int, updates: int) -> None:
+    """Episode returns of the experience collected for this iteration (its shard stores), as env/*."""
+    from .run_layout import iteration_name
+
+    from dreamer_pipeline.datasets.dataset import resolve_stores
+    from dreamer_pipeline.datasets.store import ExperienceStore
+
+    returns, lengths = [], []
+    for source in sources:
+        if iteration_name(iteration) not in Path(source).parts:
+            continue  # only this iteration's collected shards; older, prefill and shared data are not new
+        for path in resolve_stores(source)[0]:
+            store = ExperienceStore(path)
+            if store.reward_free:
+                continue
+            index = store.episodes()
+            reward = store.read("reward")
+            returns += [float(reward[s:s + n].sum()) for s, n in zip(index.starts, index.lengths)]
+            lengths += [int(n) for n in index.lengths]
+    if returns:
+        logger.log({"env/return_mean": float(np.mean(returns)), "env/return_max": float(np.max(returns)),
+                    "env/length_mean": float(np.mean(lengths)), "env/episodes": len(returns)},
+                   frames=frames, updates=updates)

@@ -1,0 +1,72 @@
+"""Building, saving and loading agents for the training stages (a thin layer over models.checkpoint).
+
+Every checkpoint the pipeline writes goes through `save_agent`, which writes atomically and
+records where the agent stands in the run (`progress`: iteration, frames, updates, stage).
+`load_pretrained_world_model` starts a run from a reward-free pretrained world model: every
+world-model weight is copied except the reward head, which the pretrained model may not have
+(and, if it has one, never learnt rewards); the reward head, actor and critic learn in the loop.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+
+
+class AgentLoadError(ValueError):
+    """A checkpoint that does not fit the run (other action count, architecture, or format)."""
+
+
+def build_agent(agent_config, num_actions: int, device: str, seed: int):
+    from dreamer_pipeline.models.agent import Agent
+
+    return Agent(agent_config, num_actions=num_actions, device=device, seed=seed)
+
+
+def save_agent(path: str | os.PathLike, agent, *, pipeline_config: Mapping[str, Any], progress: Mapping[str, Any],
+               extra: Mapping[str, Any] | None = None) -> None:
+    """Atomically write `agent` with the resolved configuration and the run's progress."""
+    from dreamer_pipeline.models import checkpoint as ckpt
+
+    ckpt.save_checkpoint(path, agent, extra={"pipeline_config": dict(pipeline_config), "progress": dict(progress), **(extra or {})})
+
+
+def load_agent(path: str | os.PathLike, agent_config, device: str, num_actions: int | None = None):
+    """An agent from a checkpoint (weights, optimisers, counters); its architecture must match `agent_config`."""
+    from dreamer_pipeline.models import checkpoint as ckpt
+
+    try:
+        agent, meta = ckpt.load_checkpoint(path, device=device, config=agent_config)
+    except ckpt.CheckpointError as error:
+        raise AgentLoadError(str(error)) from None
+    if num_actions is not None and agent.num_actions != num_actions:
+        raise AgentLoadError(f"{path}: the agent acts over {agent.num_actions} actions, the data over {num_actions}")
+    return agent, meta
+
+
+def read_payload(path: str | os.PathLike) -> dict:
+    """The raw checkpoint dict (weights_only loading: a checkpoint can never run code)."""
+    from dreamer_pipeline.models import checkpoint as ckpt
+
+    return ckpt.read_checkpoint(path)
+
+
+def load_pretrained_world_model(agent, path: str | os.PathLike) -> list[str]:
+    """Copy a pretrained world model's weights into `agent`, except the reward head. Returns the
+    names of the parameters left at their initial values."""
+    from dreamer_pipeline.models import checkpoint as ckpt
+
+    payload = read_payload(path)
+    source = ckpt.agent_state(payload)["world_model"]
+    target = agent.world_model.state_dict()
+    kept = {k: v for k, v in source.items() if not k.startswith("reward_head.")}
+    mismatched = [k for k, v in kept.items() if k in target and tuple(target[k].shape) != tuple(v.shape)]
+    unknown = [k for k in kept if k not in target]
+    if mismatched or unknown:
+        raise AgentLoadError(
+            f"{path}: the pretrained world model does not fit this agent's architecture "
+            f"(different shapes: {mismatched[:5]}, unknown: {unknown[:5]}); pretrain with the same agent preset"
+        )
+    result = agent.world_model.load_state_dict(kept, strict=False)
+    return sorted(result.missing_keys)
