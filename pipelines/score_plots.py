@@ -100,8 +100,9 @@ def plot_learning_curve(game: str, series: Series, stem: Path, reference: bool =
             axes.plot(frames, scores, color=colours[method], alpha=0.35, linewidth=0.8)
             last = max(last, max(frames))
         frames, mean = mean_curve(seeds)
+        label = f"{method} (mean of {len(seeds)} seed{'s' * (len(seeds) > 1)})"
         axes.plot(frames, mean, color=colours[method], linewidth=2.2, marker=_marker(frames),
-                  markersize=3, label=f"{method} (mean of {len(seeds)} seed{'s' * (len(seeds) > 1)})")
+                  markersize=3, label=label)
     if reference and game in reference_games():
         curve = reference_curve(game)
         keep = curve.frames <= max(last, _MIN_REFERENCE_FRAMES)
