@@ -172,7 +172,7 @@ class Replay(Dataset):
             parts.append(shared_set)
         if not parts:
             raise DatasetError("a replay needs at least one recent or shared source")
-        combined = _combine(parts, name)
+        combined = _combine(parts, name, drop_unused=True)
         self.capacity_steps = int(capacity_steps)
         self.shared_steps = shared_set.num_steps if shared_set is not None else 0
         super().__init__(combined.stores, combined.episodes, name, combined.sources)
@@ -295,8 +295,11 @@ def _read_manifest(path: Path, depth: int) -> tuple[list[Path], str | None]:
     return stores, name
 
 
-def _combine(parts: Sequence[Dataset], name: str) -> Dataset:
-    """Concatenate datasets; a store that appears in several parts keeps the union of its episodes."""
+def _combine(parts: Sequence[Dataset], name: str, drop_unused: bool = False) -> Dataset:
+    """Concatenate datasets; a store that appears in several parts keeps the union of its episodes.
+
+    `drop_unused` leaves out stores none of whose episodes are used (a replay's old stores).
+    """
     stores: list[ExperienceStore] = []
     position: dict[Path, int] = {}
     rows: dict[int, dict[int, int]] = {}  # store index -> {start: length}
@@ -314,6 +317,10 @@ def _combine(parts: Sequence[Dataset], name: str) -> Dataset:
         table = part.episodes
         for store_index, start, length in zip(table.store, table.start, table.length):
             rows[local_to_global[store_index]][int(start)] = int(length)
+    if drop_unused:
+        used = [index for index in range(len(stores)) if rows[index]]
+        stores = [stores[index] for index in used]
+        rows = {new: rows[old] for new, old in enumerate(used)}
     store_col, start_col, length_col = [], [], []
     for index in range(len(stores)):
         for start in sorted(rows[index]):

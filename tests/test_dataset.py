@@ -48,7 +48,7 @@ def test_replay_keeps_most_recent_whole_episodes(layout):
     replay = Replay(root / "runs", capacity_steps=40, shared=shared)
     # newest first: b's 6 and 5, then a's 30 would exceed 40 -> only b, plus all of shared
     assert replay.recent_steps == 11 and replay.shared_steps == 15
-    assert replay.num_steps == 26 and len(replay.stores) == 3
+    assert replay.num_steps == 26 and [s.path for s in replay.stores] == [b, shared]  # a dropped: none used
     assert Replay([a, b], capacity_steps=41).recent_steps == 41
     assert Replay([b, a], capacity_steps=41).recent_steps == 30  # a is newest now: its 30, then 20 would exceed
     everything = Replay(root / "runs", capacity_steps=10**9)

@@ -1,0 +1,194 @@
+"""Dataset statistics computed with dask over the zarr stores (local threads or a dask.distributed cluster).
+
+`dataset_stats(data, scheduler=None)` returns a JSON-ready dict:
+
+- `steps`, `episodes`, `transitions` (steps minus episodes), `steps_per_store`;
+- `episode_length` and `episode_return` summaries (min, mean, median, max, p5/p25/p75/p95);
+  returns are the sum of an episode's rewards (its first step holds reward 0 by convention);
+- `terminal_episodes` / `truncated_episodes` (how episodes ended);
+- `actions`: histogram over transitions. Each episode's first step is excluded: its action 0 is a
+  placeholder by convention (no action led to the reset image), not a choice of the policy;
+- `reward`: count, nonzero, sum, mean, min, max over transitions (first steps excluded likewise),
+  or None for reward-free data (never zeros);
+- `pixels`: mean and std of every image pixel, from exact integer sums.
+
+Only the committed steps of the episodes the dataset uses are read (a Replay's window, not its
+stores' whole history). Arrays are opened by path (`dask.array.from_zarr(path, component=...)`), so
+the task graph ships to distributed workers that see the same file system. `scheduler` is None or
+"threads" (local thread pool), "synchronous", "processes", or the address of a dask.distributed
+scheduler ("tcp://host:8786"); a `distributed.Client` also works.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .dataset import Dataset, open_dataset
+
+LOCAL_SCHEDULERS = ("threads", "synchronous", "sync", "processes")
+PERCENTILES = (5, 25, 75, 95)
+
+
+def dataset_stats(
+    data: Dataset | str | os.PathLike, *, scheduler: Any = None, block_steps: int = 2048, progress: bool = False
+) -> dict[str, Any]:
+    """Statistics of a dataset (see the module docstring). `block_steps` sets the dask chunk length."""
+    import dask
+    import dask.array as da
+
+    data = data if isinstance(data, Dataset) else open_dataset(data)
+    table = data.episodes
+    has_reward = data.has_reward
+    keys = ["image", "action", "is_first", "is_terminal", *(["reward"] if has_reward else [])]
+    columns: dict[str, list] = {key: [] for key in keys}
+    for store_index, (lo, hi) in _runs(table):
+        store = data.stores[store_index]
+        for key in keys:
+            chunks = (block_steps, *store.arrays[key].shape[1:])
+            columns[key].append(da.from_zarr(str(store.path), component=key, chunks=chunks)[lo:hi])
+    arrays = {key: da.concatenate(parts) for key, parts in columns.items()}
+    image, action, first = arrays["image"], arrays["action"], arrays["is_first"]
+    transition = ~first
+    num_actions = data.num_actions or 0
+    lazy: dict[str, Any] = {
+        "pixel_sum": image.sum(dtype=np.uint64),
+        "pixel_sumsq": (image.astype(np.uint16) ** 2).sum(dtype=np.uint64),  # 255**2 fits in uint16
+        "action_hist": da.bincount(action.astype(np.int64), weights=transition.astype(np.int64), minlength=num_actions),
+        "terminal": arrays["is_terminal"].sum(),
+    }
+    ends = np.cumsum(table.length)
+    if has_reward:
+        reward = arrays["reward"].astype(np.float64)
+        lazy["reward_nonzero"] = ((reward != 0) & transition).sum()
+        lazy["reward_sum"] = reward.sum()
+        lazy["reward_min"] = da.where(transition, reward, np.inf).min()
+        lazy["reward_max"] = da.where(transition, reward, -np.inf).max()
+        lazy["return_ends"] = da.cumsum(reward)[ends - 1] if len(ends) else da.zeros(0)
+    values = _compute(lazy, scheduler, progress)
+
+    steps, episodes = int(table.total_steps), len(table)
+    transitions = steps - episodes
+    pixels = steps * int(np.prod(image.shape[1:]))
+    mean = float(values["pixel_sum"]) / pixels if pixels else float("nan")
+    variance = float(values["pixel_sumsq"]) / pixels - mean**2 if pixels else float("nan")
+    result: dict[str, Any] = {
+        "dataset": data.name,
+        "games": data.games,
+        "stores": len(data.stores),
+        "steps": steps,
+        "episodes": episodes,
+        "transitions": transitions,
+        "steps_per_store": data.steps_per_store(),
+        "has_reward": has_reward,
+        "terminal_episodes": int(values["terminal"]),
+        "truncated_episodes": episodes - int(values["terminal"]),
+        "episode_length": summarize(table.length),
+        "episode_return": None,
+        "actions": {
+            "num_actions": num_actions,
+            "meanings": list((data.action_set or {}).get("meanings", [])),
+            "histogram": [int(round(c)) for c in np.asarray(values["action_hist"]).tolist()],
+        },
+        "reward": None,
+        "pixels": {"mean": mean, "std": float(np.sqrt(max(variance, 0.0)))},
+    }
+    if has_reward:
+        cumulative = np.asarray(values["return_ends"], np.float64)
+        result["episode_return"] = summarize(np.diff(cumulative, prepend=0.0))
+        result["reward"] = {
+            "count": transitions,
+            "nonzero": int(values["reward_nonzero"]),
+            "sum": float(values["reward_sum"]),
+            "mean": float(values["reward_sum"]) / transitions if transitions else float("nan"),
+            "min": float(values["reward_min"]) if transitions else float("nan"),
+            "max": float(values["reward_max"]) if transitions else float("nan"),
+        }
+    return result
+
+
+def summarize(values: np.ndarray) -> dict[str, float]:
+    values = np.asarray(values, np.float64)
+    if values.size == 0:
+        return {"count": 0}
+    summary = {"count": int(values.size), "min": float(values.min()), "mean": float(values.mean()),
+               "median": float(np.median(values)), "max": float(values.max())}
+    summary.update({f"p{p}": float(np.percentile(values, p)) for p in PERCENTILES})
+    return summary
+
+
+def format_stats(stats: dict[str, Any]) -> str:
+    """A readable plain-text table of `dataset_stats` output."""
+    lines = [
+        f"dataset {stats['dataset']} ({', '.join(stats['games'])}): {stats['stores']} store(s), "
+        f"{stats['episodes']} episodes, {stats['steps']} steps ({stats['transitions']} transitions)",
+        f"episodes ended: {stats['terminal_episodes']} terminal, {stats['truncated_episodes']} truncated",
+        "",
+        f"{'':16}{'min':>10}{'p5':>10}{'p25':>10}{'median':>10}{'mean':>10}{'p75':>10}{'p95':>10}{'max':>10}",
+    ]
+    for label, key in (("episode length", "episode_length"), ("episode return", "episode_return")):
+        summary = stats.get(key)
+        if summary is None:
+            lines.append(f"{label:16}{'(reward-free: no rewards stored)':>80}")
+        elif summary.get("count", 0) == 0:
+            lines.append(f"{label:16}{'(no episodes)':>80}")
+        else:
+            cells = "".join(f"{summary[k]:>10.4g}" for k in ("min", "p5", "p25", "median", "mean", "p75", "p95", "max"))
+            lines.append(f"{label:16}{cells}")
+    reward = stats.get("reward")
+    lines.append("")
+    if reward is None:
+        lines.append("rewards: none stored (reward-free dataset)")
+    else:
+        lines.append(
+            f"rewards over transitions: nonzero {reward['nonzero']}/{reward['count']}, sum {reward['sum']:.6g}, "
+            f"mean {reward['mean']:.4g}, min {reward['min']:.4g}, max {reward['max']:.4g}"
+        )
+    lines.append(f"pixels: mean {stats['pixels']['mean']:.3f}, std {stats['pixels']['std']:.3f}")
+    actions = stats["actions"]
+    total = max(1, sum(actions["histogram"]))
+    lines.append("")
+    lines.append("actions (transitions only):")
+    for index, count in enumerate(actions["histogram"]):
+        meaning = actions["meanings"][index] if index < len(actions["meanings"]) else ""
+        lines.append(f"  {index:>3} {meaning:<16}{count:>12} {100 * count / total:6.2f}%")
+    lines.append("")
+    lines.append("steps per store:")
+    for path, count in stats["steps_per_store"].items():
+        lines.append(f"  {count:>12}  {path}")
+    return "\n".join(lines)
+
+
+def _runs(table) -> list[tuple[int, tuple[int, int]]]:
+    """Merge the table's consecutive episodes into (store, (lo, hi)) step ranges, in table order."""
+    runs: list[tuple[int, tuple[int, int]]] = []
+    for store, start, length in zip(table.store.tolist(), table.start.tolist(), table.length.tolist()):
+        if runs and runs[-1][0] == store and runs[-1][1][1] == start:
+            runs[-1] = (store, (runs[-1][1][0], start + length))
+        else:
+            runs.append((store, (start, start + length)))
+    return runs
+
+
+def _compute(lazy: dict[str, Any], scheduler: Any, progress: bool) -> dict[str, Any]:
+    import dask
+
+    names = list(lazy)
+    if scheduler is None or (isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS):
+        name = {"sync": "synchronous"}.get(scheduler or "threads", scheduler or "threads")
+        if progress:
+            from dask.diagnostics import ProgressBar
+
+            with ProgressBar():
+                values = dask.compute(*lazy.values(), scheduler=name)
+        else:
+            values = dask.compute(*lazy.values(), scheduler=name)
+        return dict(zip(names, values))
+    from distributed import Client
+
+    if isinstance(scheduler, Client):
+        return dict(zip(names, scheduler.compute(list(lazy.values()), sync=True)))
+    with Client(scheduler, set_as_default=False) as client:
+        return dict(zip(names, client.compute(list(lazy.values()), sync=True)))
