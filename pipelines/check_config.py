@@ -22,41 +22,21 @@ from .dataset_refs import resolve_dataset
 from .run_layout import RunLayout
 
 
-def ale_game_names() -> dict[str, str]:
-    """snake_case game name -> ale-py ROM id, for every ROM ale-py ships."""
-    import ale_py.roms
-
-    names = {rom: rom for rom in ale_py.roms.get_all_rom_ids()}
-    names["james_bond"] = "jamesbond"  # the paper's spelling (atari55.txt) of ale-py's id
-    return names
-
-
 def check_game(game: str) -> None:
-    """Raise `ConfigError` unless `game` names an Atari game (helper: pipelines.atari's resolver)."""
-    try:
-        from .atari import resolve_game
-    except ImportError:
-        resolve_game = None
-    if resolve_game is not None:
-        try:
-            resolve_game(game)
-            return
-        except Exception as error:  # noqa: BLE001 - the resolver's own message names the game
-            raise ConfigError(f"games: {error}") from None
-    names = ale_game_names()
-    if game not in names:
-        import difflib
+    """Raise `ConfigError` unless `game` is the canonical name of an Atari game (pipelines.atari)."""
+    from .atari import resolve_game
 
-        close = difflib.get_close_matches(game, list(names), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(f"games: {game!r} is not an Atari game ale-py knows{hint}")
+    try:
+        canonical, _ = resolve_game(game)
+    except ValueError as error:  # UnknownGameError names the game and close matches
+        raise ConfigError(f"games: {error}") from None
+    if canonical != game:  # folder names, eval.json and the score tables use the canonical name
+        raise ConfigError(f"games: write {game!r} as {canonical!r} (snake_case, as in the run layout)")
 
 
 def _check_agent(cfg: PipelineConfig) -> None:
-    try:
-        from dreamer_pipeline.models.config import preset
-    except ImportError:
-        return  # the agent package is not installed in this checkout yet
+    from dreamer_pipeline.models.config import preset
+
     try:
         base = preset(cfg.agent.preset)
     except (KeyError, ValueError) as error:
@@ -65,10 +45,8 @@ def _check_agent(cfg: PipelineConfig) -> None:
 
 
 def _check_env(cfg: PipelineConfig) -> None:
-    try:
-        from .atari import EnvConfig
-    except ImportError:
-        return
+    from .atari import EnvConfig
+
     override(EnvConfig(), cfg.env, "env")
 
 
