@@ -33,13 +33,13 @@ def env_config_from_file(path: str | Path):
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path} must hold a mapping of keys, got {type(data).__name__}")
-    env_fields = {f.name for f in dataclasses.fields(EnvConfig)}
-    if set(data) <= env_fields:
-        section, where = data, ""
-    else:
-        from .config import load_config
+    from .config import PipelineConfig, load_config
 
-        section, where = load_config(path).env, "env"
+    pipeline_fields = {f.name for f in dataclasses.fields(PipelineConfig)}
+    if pipeline_fields & set(data):
+        section, where = load_config(path).env, "env"  # a pipeline configuration
+    else:
+        section, where = data, ""  # EnvConfig fields only
     try:
         return override(EnvConfig(), section, where)
     except ConfigError as error:
