@@ -1,0 +1,80 @@
+"""The Snakefile's plan: dry runs of the default configuration and the SLURM profile, and bad
+configurations that stop the workflow before any job starts."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dry_run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "-n", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    table = output[output.index("Job stats:"):]
+    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def test_default_configuration_plans_the_whole_run(tmp_path):
+    # the paper's protocol: 200M frames = prefill + 200 iterations of 250k agent steps
+    result = dry_run(tmp_path, "--cores", "8", "train_all", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts["prefill"] == 1 and counts["collect"] == 200
+    assert counts["train_world_model"] == 201 and counts["evaluate"] == 201
+    assert "train_actor_critic" not in counts  # interleaved: the world-model stage trains the whole agent
+    assert counts["scores"] == 1 and counts["train_all"] == 1
+
+
+def test_debug_configuration_shares_the_prefill_between_seeds(tmp_path):
+    result = dry_run(tmp_path, "--cores", "2", "train_all", "--quiet", "rules", "--configfile", str(ROOT / "config/debug.yaml"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout + result.stderr)
+    # 2 games x 2 seeds, but one prefill and one pretraining per game
+    assert counts["prefill"] == 2 and counts["pretrain_world_model"] == 2
+    assert counts["train_world_model"] == counts["train_actor_critic"] == counts["evaluate"] == 8
+    assert counts["collect"] == 4
+
+
+def test_slurm_profile_dry_run(tmp_path):
+    result = dry_run(tmp_path, "--profile", str(ROOT / "profiles/slurm"), "train_all", "--configfile", str(ROOT / "config/debug.yaml"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "slurm_partition=gpu" in output and "gpu=1" in output
+
+
+def test_local_profile_dry_run(tmp_path):
+    result = dry_run(tmp_path, "--profile", str(ROOT / "profiles/local"), "train_all", "--quiet", "rules",
+                     "--configfile", str(ROOT / "config/small.yaml"))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    "data, needle",
+    [
+        ({"games": ["pong"], "seeds": [0], "lerning_rate": 1}, "lerning_rate"),
+        ({"games": ["not_a_game"]}, "not_a_game"),
+        ({"train": {"batch_size": "sixteen"}}, "train.batch_size: expected int"),
+        ({"datasets": ["/nonexistent/store.zarr"]}, "/nonexistent/store.zarr"),
+    ],
+)
+def test_bad_configuration_fails_before_any_job(tmp_path, data, needle):
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump(data))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path / "work"),
+         "--cores", "1", "train_all", "--configfile", str(config)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    assert "Invalid configuration" in result.stderr and needle in result.stderr
+    assert not (tmp_path / "work/results/runs").exists() and not (tmp_path / "work/results/logs").exists()
