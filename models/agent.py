@@ -1,0 +1,284 @@
+"""The DreamerV2 agent: world model + actor-critic, their optimisers, and acting.
+
+    agent = Agent(preset("atari"), num_actions=6, device="cpu", seed=0)
+    metrics = agent.update(batch)      # world model, then actor, then critic (paper Algorithm 1)
+    actions, state = agent.policy_step(image, is_first, state, mode="sample")
+    video = agent.open_loop(batch)     # uint8 (T, 3 * 64, n * 64, C): truth, model, error
+
+A batch follows the Batches contract of docs/architecture.md: a dict of numpy arrays or torch
+tensors, batch-major (B, T, ...): `image` uint8 (B, T, 64, 64, C), `action` int (B, T), `reward`
+float (B, T) (absent for reward-free data), `is_first`, `is_terminal` bool (B, T) (`is_last` is
+accepted and unused). Metrics come back as plain floats, converted once per call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .behaviour import ActorCritic
+from .config import AgentConfig
+from .optim import Optimizer
+from .rssm import RSSMState
+from .world_model import WorldModel, WorldModelBatch
+
+PolicyState = tuple[RSSMState, torch.Tensor]  # (posterior state, last action one-hot), rows = envs
+
+
+class BatchError(ValueError):
+    """A training batch that does not follow the Batches contract."""
+
+
+def _as_tensor(value: Any, name: str) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    raise BatchError(f"batch[{name!r}] must be a numpy array or torch tensor, got {type(value).__name__}")
+
+
+class Agent:
+    """World model, actor, critic, target critic and their three optimisers, on one device."""
+
+    def __init__(self, config: AgentConfig, num_actions: int, device: str | torch.device = "cpu", seed: int = 0):
+        config.validate()
+        if num_actions < 1:
+            raise ValueError(f"num_actions must be positive, got {num_actions}")
+        self.config = config
+        self.num_actions = num_actions
+        self.device = torch.device(device)
+        self.image_shape = (64, 64, config.world_model.image_channels)
+        if config.runtime.num_threads:
+            torch.set_num_threads(config.runtime.num_threads)
+        channels_last = config.runtime.channels_last
+        with torch.random.fork_rng(devices=[]):  # deterministic init without touching global RNG
+            torch.manual_seed(seed)
+            self.world_model = WorldModel(config.world_model, config.ablation, num_actions,
+                                          config.behaviour.discount, channels_last).to(self.device)
+            self.actor_critic = ActorCritic(config.behaviour, self.world_model.rssm.feature_size,
+                                            num_actions).to(self.device)
+        self.wm_optimizer = Optimizer(self.world_model.parameters(), config.world_model.opt)
+        behaviour_opts = self.actor_critic.make_optimizers()
+        self.actor_optimizer = behaviour_opts["actor"]
+        self.critic_optimizer = behaviour_opts["critic"]
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        self.wm_updates = 0
+        if config.runtime.compile:
+            self._compile()
+
+    # ------------------------------------------------------------------------------- plumbing
+    @property
+    def behaviour_updates(self) -> int:
+        return self.actor_critic.updates
+
+    def _autocast(self):
+        if self.device.type == "cuda" and self.config.runtime.bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _compile(self) -> None:
+        """Compile the per-step networks in place; parameters and state-dict keys are unchanged."""
+        wm = self.world_model
+        for module in (wm.encoder, wm.decoder, wm.rssm.cell, wm.discount_head, self.actor_critic.actor,
+                       self.actor_critic.critic, self.actor_critic.target_critic,
+                       *([wm.reward_head] if wm.reward_head is not None else [])):
+            module.compile()
+
+    def prepare(self, batch: Mapping[str, Any]) -> WorldModelBatch:
+        """Validate a batch and move it to the device (one-hot actions, bool flags)."""
+        required = ["image", "action", "is_first", "is_terminal"]
+        if self.world_model.has_reward:
+            required.append("reward")
+        missing = [k for k in required if k not in batch]
+        if missing:
+            hint = " (reward-free data needs ablation.reward='absent')" if missing == ["reward"] else ""
+            raise BatchError(f"batch is missing {missing}{hint}; it has {sorted(batch)}")
+        image = _as_tensor(batch["image"], "image")
+        if image.dtype != torch.uint8 or image.ndim != 5 or tuple(image.shape[2:]) != self.image_shape:
+            raise BatchError(f"batch['image'] must be uint8 (B, T, {', '.join(map(str, self.image_shape))}), "
+                             f"got {image.dtype} {tuple(image.shape)}")
+        shape = tuple(image.shape[:2])
+        parts: dict[str, torch.Tensor] = {}
+        for key in required[1:]:
+            value = _as_tensor(batch[key], key)
+            if tuple(value.shape) != shape:
+                raise BatchError(f"batch[{key!r}] must have shape (B, T) = {shape}, got {tuple(value.shape)}")
+            parts[key] = value
+        action = parts["action"]
+        if action.dtype.is_floating_point or action.dtype == torch.bool:
+            raise BatchError(f"batch['action'] must hold integer action indices, got {action.dtype}")
+        if action.device.type == "cpu" and action.numel():
+            low, high = int(action.min()), int(action.max())
+            if low < 0 or high >= self.num_actions:
+                raise BatchError(f"batch['action'] holds indices in [{low}, {high}], outside [0, {self.num_actions})")
+        put = lambda x: x.to(self.device, non_blocking=True)  # noqa: E731
+        reward = put(parts["reward"]).float() if "reward" in parts else None
+        return WorldModelBatch(
+            image=put(image),
+            action=F.one_hot(put(action).long(), self.num_actions).float(),
+            reward=reward,
+            is_first=put(parts["is_first"]).bool(),
+            is_terminal=put(parts["is_terminal"]).bool(),
+        )
+
+    @staticmethod
+    def _floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
+        """All metric tensors to floats with a single device-to-host copy."""
+        if not metrics:
+            return {}
+        values = torch.stack([v.detach().float().reshape(()) for v in metrics.values()]).cpu().tolist()
+        return dict(zip(metrics, values))
+
+    # ------------------------------------------------------------------------------- training
+    def _world_model_step(self, data: WorldModelBatch) -> tuple[RSSMState, dict[str, torch.Tensor]]:
+        self.world_model.train()
+        with self._autocast():
+            output = self.world_model.loss(data, generator=self.generator)
+        grad_norm = self.wm_optimizer.step(output.loss)
+        self.wm_updates += 1
+        output.metrics["wm/grad_norm"] = grad_norm
+        return output.post.detach(), output.metrics
+
+    def _behaviour_step(self, post: RSSMState, data: WorldModelBatch) -> dict[str, torch.Tensor]:
+        start = post.map(lambda x: x.reshape(-1, x.shape[-1]))  # every posterior state: B * T starts
+        with self._autocast():
+            actor_loss, critic_loss, metrics = self.actor_critic.losses(
+                self.world_model, start, data.is_terminal.reshape(-1), self.generator)
+        metrics["actor/grad_norm"] = self.actor_optimizer.step(actor_loss)
+        metrics["critic/grad_norm"] = self.critic_optimizer.step(critic_loss)
+        self.actor_critic.update_target()
+        return metrics
+
+    def train_world_model(self, batch: Mapping[str, Any]) -> dict[str, float]:
+        """One world-model update on `batch`; returns `wm/*` metrics."""
+        _, metrics = self._world_model_step(self.prepare(batch))
+        return self._floats(metrics)
+
+    def train_behaviour(self, batch: Mapping[str, Any]) -> dict[str, float]:
+        """One actor and one critic update, imagining from every posterior state of `batch`.
+
+        The batch is filtered by the world model without gradients (it is not trained here)."""
+        data = self.prepare(batch)
+        with torch.no_grad(), self._autocast():
+            _, embed = self.world_model.embed(data.image)
+            post, _ = self.world_model.rssm.observe(embed, data.action, data.is_first, generator=self.generator)
+        return self._floats(self._behaviour_step(post, data))
+
+    def update(self, batch: Mapping[str, Any]) -> dict[str, float]:
+        """The paper's training step: world model, then actor, then critic, from one batch.
+
+        Imagination starts from the world-model step's posterior states (detached)."""
+        data = self.prepare(batch)
+        post, metrics = self._world_model_step(data)
+        metrics.update(self._behaviour_step(post, data))
+        return self._floats(metrics)
+
+    # -------------------------------------------------------------------------------- acting
+    def initial_policy_state(self, batch_size: int) -> PolicyState:
+        latent = self.world_model.rssm.initial(batch_size, self.device)
+        return latent, torch.zeros(batch_size, self.num_actions, device=self.device)
+
+    @torch.no_grad()
+    def policy_step(self, image: Any, is_first: Any, state: PolicyState | None = None,
+                    mode: str = "sample") -> tuple[torch.Tensor, PolicyState]:
+        """Act on one step of N environments: image uint8 (N, 64, 64, C), is_first bool (N,).
+
+        Rows with is_first set start from the zero state (published `obs_step`). `mode` is
+        "sample" (training: sample the actor) or "greedy" (evaluation: the actor's mode). The
+        posterior is sampled in both (published `eval_state_mean: False`). Returns int64 actions
+        (N,) on the device and the next state.
+        """
+        if mode not in ("sample", "greedy"):
+            raise ValueError(f"mode must be 'sample' or 'greedy', got {mode!r}")
+        image = _as_tensor(image, "image").to(self.device)
+        is_first = _as_tensor(is_first, "is_first").to(self.device).bool()
+        if image.ndim != 4 or tuple(image.shape[1:]) != self.image_shape or image.dtype != torch.uint8:
+            raise BatchError(f"observations must be uint8 (N, {', '.join(map(str, self.image_shape))}), "
+                             f"got {image.dtype} {tuple(image.shape)}")
+        if state is None:
+            state = self.initial_policy_state(image.shape[0])
+        latent, last_action = state
+        self.world_model.eval()
+        with self._autocast():
+            _, embed = self.world_model.embed(image)
+            post, _ = self.world_model.rssm.obs_step(latent, last_action, embed, is_first, self.generator)
+            logits = self.actor_critic.actor(self.world_model.rssm.features(post)).float()
+        if mode == "greedy":
+            action = logits.argmax(-1)
+        else:
+            action = torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator).squeeze(-1)
+        return action, (post, F.one_hot(action, self.num_actions).float())
+
+    # ------------------------------------------------------------------------------ reporting
+    @torch.no_grad()
+    def open_loop(self, batch: Mapping[str, Any], context: int = 5, max_sequences: int = 6) -> np.ndarray:
+        """The paper's video predictions: `context` observed frames, then the rest predicted open loop.
+
+        Uses the first `max_sequences` sequences of `batch`. The model reconstructs the first
+        `context` frames from the posterior, then imagines the remaining T - context frames from
+        the recorded actions alone. Returns uint8 (T, 3 * 64, n * 64, C): rows truth, model, and
+        error (model - truth + 1) / 2; sequences side by side (published `video_pred`).
+        """
+        data = self.prepare(batch)
+        count = min(max_sequences, data.image.shape[0])
+        length = data.image.shape[1]
+        if not 0 < context < length:
+            raise ValueError(f"context must lie in [1, T-1] = [1, {length - 1}], got {context}")
+        data = WorldModelBatch(*(x[:count] if x is not None else None for x in data))
+        wm = self.world_model
+        wm.eval()
+        with self._autocast():
+            _, embed = wm.embed(data.image[:, :context])
+            post, _ = wm.rssm.observe(embed, data.action[:, :context], data.is_first[:, :context],
+                                      generator=self.generator)
+            last = post.map(lambda x: x[:, -1])
+            prior = wm.rssm.rollout(last, data.action[:, context:], self.generator)
+            features = torch.cat([wm.rssm.features(post), wm.rssm.features(prior)], 1)
+            model = wm.decode(features).float() + 0.5  # (n * T, C, 64, 64) in [0, 1]
+        model = model.clamp(0, 1).reshape(count, length, *model.shape[1:]).permute(0, 1, 3, 4, 2)
+        truth = data.image.float() / 255.0
+        error = (model - truth + 1) / 2
+        video = torch.cat([truth, model, error], 2)  # (n, T, 3 * 64, 64, C)
+        n, t, h, w, c = video.shape
+        video = video.permute(1, 2, 0, 3, 4).reshape(t, h, n * w, c)
+        return (video * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+    # ----------------------------------------------------------------------------- persistence
+    def state_dict(self) -> dict[str, Any]:
+        """Weights, optimiser states, counters and the sampling RNG (plain tensors and containers)."""
+        return {
+            "world_model": self.world_model.state_dict(),
+            "actor_critic": self.actor_critic.state_dict(),
+            "optimisers": {
+                "world_model": self.wm_optimizer.state_dict(),
+                "actor": self.actor_optimizer.state_dict(),
+                "critic": self.critic_optimizer.state_dict(),
+            },
+            "counters": {"wm_updates": self.wm_updates, "behaviour_updates": self.actor_critic.updates},
+            "rng": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.world_model.load_state_dict(state["world_model"])
+        self.actor_critic.load_state_dict(state["actor_critic"])
+        self.wm_optimizer.load_state_dict(state["optimisers"]["world_model"])
+        self.actor_optimizer.load_state_dict(state["optimisers"]["actor"])
+        self.critic_optimizer.load_state_dict(state["optimisers"]["critic"])
+        self.wm_updates = int(state["counters"]["wm_updates"])
+        self.actor_critic.updates = int(state["counters"]["behaviour_updates"])
+        self.generator.set_state(state["rng"].cpu() if self.device.type != "cuda" else state["rng"].cpu())
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters per module (the target critic is a copy and not counted)."""
+        wm, ac = self.world_model, self.actor_critic
+        count = lambda m: sum(p.numel() for p in m.parameters()) if m is not None else 0  # noqa: E731
+        return {
+            "encoder": count(wm.encoder), "rssm": count(wm.rssm), "decoder": count(wm.decoder),
+            "reward_head": count(wm.reward_head), "discount_head": count(wm.discount_head),
+            "world_model": count(wm), "actor": count(ac.actor), "critic": count(ac.critic),
+        }

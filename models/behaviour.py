@@ -1,0 +1,141 @@
+"""Actor-critic learned purely in imagination (paper Section 2.2, Eq. 4-6).
+
+From every posterior state of the training batch (B * T starts) the prior is rolled forward for
+H = 15 steps with actions sampled from the actor. With the published code's alignment
+(`danijar/dreamerv2`, `ActorCritic.actor_loss`, `critic_loss`, `target`), states z_0 .. z_H:
+
+    actions    a_0 = 0, a_{t+1} ~ pi(. | z_t)            for t = 0 .. H-1
+    reward     r_t = reward head mean at z_t              (the reward for arriving at z_t)
+    discount   d_0 = gamma * (1 - is_terminal) of the start, d_t = sigmoid(discount logits at z_t)
+    weights    w_t = prod_{i<t} d_i                       (w_0 = 1)
+    values     v_t = target critic at z_t
+    targets    R_t = r_t + d_t ((1 - lambda) v_{t+1} + lambda R_{t+1}),  R_H = v_H,  t = 0 .. H-1
+    actor      t = 0 .. H-2, the action a_{t+1} taken in z_t:
+               -w_t [rho log pi(a_{t+1} | z_t) sg(R_{t+1} - v_t) + (1 - rho) R_{t+1} + eta H(pi(. | z_t))]
+    critic     t = 0 .. H-1:  w_t * 0.5 (critic(z_t) - sg(R_t))^2
+               (the published Gaussian NLL with unit variance, its constant dropped)
+
+Two states are lost at the end: z_H only bootstraps, and the action chosen in z_{H-1} has no
+target. The target critic is a hard copy of the critic, made after the first update and then every
+`target_update_every` updates (published `update_slow_target`).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import BehaviourConfig
+from .networks import MLP
+from .optim import Optimizer
+from .returns import lambda_return, step_weights
+from .rssm import RSSMState
+from .world_model import WorldModel
+
+
+def sample_action(logits: torch.Tensor, generator: torch.Generator | None = None,
+                  straight_through: bool = False) -> torch.Tensor:
+    """A one-hot sample from categorical logits (N, A); straight-through gradients if asked."""
+    noise = torch.rand(logits.shape, device=logits.device, generator=generator).clamp_(1e-20, 1.0)
+    index = (logits.detach() - torch.log(-torch.log(noise))).argmax(-1)
+    one_hot = F.one_hot(index, logits.shape[-1]).to(logits.dtype)
+    if straight_through:
+        probs = torch.softmax(logits, -1)
+        one_hot = one_hot + probs - probs.detach()
+    return one_hot
+
+
+class ActorCritic(nn.Module):
+    def __init__(self, config: BehaviourConfig, feature_size: int, num_actions: int):
+        super().__init__()
+        self.config = config
+        self.num_actions = num_actions
+        self.actor = MLP(feature_size, num_actions, config.actor)
+        self.critic = MLP(feature_size, 1, config.critic)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.updates = 0  # behaviour updates made; drives the target copy cadence
+
+    def make_optimizers(self) -> dict[str, Optimizer]:
+        return {
+            "actor": Optimizer(self.actor.parameters(), self.config.actor_opt),
+            "critic": Optimizer(self.critic.parameters(), self.config.critic_opt),
+        }
+
+    def update_target(self) -> None:
+        """Hard copy critic -> target critic after update 0, 100, 200, ... (published cadence)."""
+        if self.updates % self.config.target_update_every == 0:
+            with torch.no_grad():
+                for target, source in zip(self.target_critic.parameters(), self.critic.parameters()):
+                    target.copy_(source)
+        self.updates += 1
+
+    def imagine(self, world_model: WorldModel, start: RSSMState, generator: torch.Generator | None = None,
+                autocast: Callable = torch.no_grad):
+        """Roll out H steps from `start` (N, ...). Returns (features (H+1, N, F), actions (H+1, N, A),
+        actor logits (H, N, A) for z_0 .. z_{H-1}, with gradients into the actor only)."""
+        dynamics = self.config.reinforce_fraction < 1.0
+        logits_seen: list[torch.Tensor] = []
+
+        def policy(features: torch.Tensor) -> torch.Tensor:
+            with torch.enable_grad():
+                logits = self.actor(features).float()
+            logits_seen.append(logits)
+            return sample_action(logits, generator, straight_through=dynamics)
+
+        # Pure REINFORCE needs no gradients through the model, so the rollout runs without a graph.
+        with torch.set_grad_enabled(dynamics):
+            states, actions = world_model.rssm.imagine(policy, start, self.config.horizon, generator)
+            features = world_model.rssm.features(states)
+        return features, actions, torch.stack(logits_seen, 0)
+
+    def losses(self, world_model: WorldModel, start: RSSMState, is_terminal: torch.Tensor,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(actor loss, critic loss, metrics) from imagination starting at every state of `start`.
+
+        start: posterior states flattened to (N, ...), detached; is_terminal: (N,) of the starts.
+        """
+        if world_model.reward_head is None:
+            raise ValueError("the world model has no reward head (ablation.reward='absent'): "
+                             "the actor-critic needs rewards to learn from")
+        config = self.config
+        dynamics = config.reinforce_fraction < 1.0
+        features, actions, logits = self.imagine(world_model, start, generator)
+        with torch.set_grad_enabled(dynamics):
+            reward = world_model.reward_head(features).float()
+            discount = torch.sigmoid(world_model.discount_head(features).float())
+            # The first step's discount is the true one from the replay (published `imagine`).
+            true_first = config.discount * (~is_terminal.bool()).float()
+            discount = torch.cat([true_first.unsqueeze(0), discount[1:]], 0)
+            weight = step_weights(discount).detach()
+            value = self.target_critic(features).float()
+            target = lambda_return(reward[:-1], value[:-1], discount[:-1], value[-1], config.return_lambda)
+
+        log_policy = torch.log_softmax(logits[:-1], -1)  # pi(. | z_t), t = 0 .. H-2
+        taken = actions[1:-1].detach()  # a_{t+1}
+        advantage = (target[1:] - value[:-2]).detach()
+        objective = (log_policy * taken).sum(-1) * advantage
+        if dynamics:
+            objective = config.reinforce_fraction * objective + (1 - config.reinforce_fraction) * target[1:]
+        entropy = -(log_policy.exp() * log_policy).sum(-1)
+        objective = objective + config.entropy_scale * entropy
+        actor_loss = -(weight[:-2] * objective).mean()
+
+        prediction = self.critic(features[:-1].detach()).float()
+        critic_loss = (weight[:-1] * 0.5 * (prediction - target.detach()).square()).mean()
+
+        metrics = {
+            "actor/loss": actor_loss.detach(),
+            "actor/entropy": entropy.detach().mean(),
+            "actor/advantage": advantage.mean(),
+            "actor/imagined_reward": reward.detach().mean(),
+            "actor/imagined_discount": discount.detach().mean(),
+            "critic/loss": critic_loss.detach(),
+            "critic/value": prediction.detach().mean(),
+            "critic/target": target.detach().mean(),
+            "critic/target_critic_value": value.detach().mean(),
+        }
+        return actor_loss, critic_loss, metrics

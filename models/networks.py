@@ -1,0 +1,121 @@
+"""The convolutional image encoder and decoder, and the MLP heads (paper Appendix, Atari networks).
+
+All layers follow the published DreamerV2 code: ELU activations, no normalisation, stride-2
+convolutions without padding. Images enter as uint8 (N, 64, 64, C) and are scaled to x / 255 - 0.5.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import ConvConfig, MLPConfig
+
+IMAGE_SIZE = 64
+
+
+def preprocess_image(image: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+    """uint8 (N, H, W, C) -> float (N, C, H, W) in [-0.5, 0.5] (paper: x / 255 - 0.5).
+
+    The result is laid out channels-last in memory when asked, which is a free view of the NHWC
+    input and what oneDNN's convolutions prefer on CPU.
+    """
+    x = image.permute(0, 3, 1, 2).float().div_(255.0).sub_(0.5)
+    if not channels_last:
+        x = x.contiguous()
+    return x
+
+
+class Encoder(nn.Module):
+    """Four convolutions, kernel 4, stride 2, no padding, ELU; 64 -> 31 -> 14 -> 6 -> 2.
+
+    Channels are depth * (1, 2, 4, 8): 48, 96, 192, 384 at Atari, a flat embedding of 1536.
+    """
+
+    def __init__(self, config: ConvConfig, channels: int = 1):
+        super().__init__()
+        layers: list[nn.Module] = []
+        size, in_channels = IMAGE_SIZE, channels
+        for index, kernel in enumerate(config.kernels):
+            out_channels = config.depth * 2**index
+            layers += [nn.Conv2d(in_channels, out_channels, kernel, stride=2), nn.ELU()]
+            size = (size - kernel) // 2 + 1
+            in_channels = out_channels
+        if size < 1:
+            raise ValueError(f"encoder kernels {config.kernels} do not fit a {IMAGE_SIZE}x{IMAGE_SIZE} image")
+        self.layers = nn.Sequential(*layers)
+        self.output_size = in_channels * size * size
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """float (N, C, 64, 64), already preprocessed -> embedding (N, output_size)."""
+        return self.layers(image).flatten(1)
+
+
+class Decoder(nn.Module):
+    """Dense to 32 * depth, reshape to 1x1, transposed convolutions 5, 5, 6, 6, stride 2.
+
+    Channels 4 * depth, 2 * depth, depth, C (192, 96, 48, 1 at Atari); 1 -> 5 -> 13 -> 30 -> 64. The
+    output is the mean of a unit-variance Gaussian on each pixel (in the x / 255 - 0.5 scale).
+    """
+
+    def __init__(self, config: ConvConfig, feature_size: int, channels: int = 1):
+        super().__init__()
+        self.depth = config.depth
+        self.dense = nn.Linear(feature_size, 32 * config.depth)
+        layers: list[nn.Module] = []
+        size, in_channels = 1, 32 * config.depth
+        count = len(config.kernels)
+        for index, kernel in enumerate(config.kernels):
+            last = index == count - 1
+            out_channels = channels if last else config.depth * 2 ** (count - index - 2)
+            layers.append(nn.ConvTranspose2d(in_channels, out_channels, kernel, stride=2))
+            if not last:
+                layers.append(nn.ELU())
+            size = (size - 1) * 2 + kernel
+            in_channels = out_channels
+        if size != IMAGE_SIZE:
+            raise ValueError(f"decoder kernels {config.kernels} give {size}x{size} images, not {IMAGE_SIZE}x{IMAGE_SIZE}")
+        self.layers = nn.Sequential(*layers)
+        self.channels_last = True
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """features (N, F) -> image mean (N, C, 64, 64)."""
+        x = self.dense(features).reshape(-1, 32 * self.depth, 1, 1)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.layers(x)
+
+
+class MLP(nn.Module):
+    """`layers` dense layers of `units` ELU units, then a linear output of `out_size` units."""
+
+    def __init__(self, in_size: int, out_size: int, config: MLPConfig):
+        super().__init__()
+        layers: list[nn.Module] = []
+        size = in_size
+        for _ in range(config.layers):
+            layers += [nn.Linear(size, config.units), nn.ELU()]
+            size = config.units
+        layers.append(nn.Linear(size, out_size))
+        self.layers = nn.Sequential(*layers)
+        self.out_size = out_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., in_size) -> (..., out_size); a scalar head (out_size 1) drops the last axis."""
+        out = self.layers(x)
+        return out.squeeze(-1) if self.out_size == 1 else out
+
+
+def image_nll(mean: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of `target` under a unit-variance Gaussian, summed over pixels.
+
+    Both (N, C, H, W). Returns (N,). The constant 0.5 * log(2 pi) per pixel is dropped (it does not
+    change gradients): the published code's value is this plus 0.5 * log(2 pi) * H * W * C.
+    """
+    return 0.5 * (mean.float() - target).square().flatten(1).sum(-1)
+
+
+def one_hot_actions(action: torch.Tensor, num_actions: int) -> torch.Tensor:
+    """int (...) -> float one-hot (..., num_actions); errors name the offending range."""
+    return F.one_hot(action.long(), num_actions).float()

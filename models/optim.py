@@ -1,0 +1,51 @@
+"""Adam with global-norm clipping and decoupled weight decay, as the published `common.Optimizer`.
+
+One `step(loss)`: gradients of `loss` w.r.t. this optimiser's parameters only (so an actor loss that
+backpropagates through the world model never touches the world model's gradients), clip to the
+global norm, multiply every parameter by (1 - weight_decay), then the Adam update.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+from .config import OptimConfig
+
+
+class Optimizer:
+    def __init__(self, params: Iterable[torch.nn.Parameter], config: OptimConfig):
+        self.params = [p for p in params if p.requires_grad]
+        self.config = config
+        # foreach kernels: a handful of launches per step instead of one per tensor.
+        self.adam = torch.optim.Adam(self.params, lr=config.lr, eps=config.eps, foreach=True)
+
+    def step(self, loss: torch.Tensor, retain_graph: bool = False) -> torch.Tensor:
+        """Apply one update from `loss`; returns the gradient norm before clipping (a tensor)."""
+        grads = torch.autograd.grad(loss, self.params, allow_unused=True, retain_graph=retain_graph)
+        used = []
+        for param, grad in zip(self.params, grads):
+            param.grad = grad
+            if grad is not None:
+                used.append(param)
+        if used:
+            norm = torch.nn.utils.clip_grad_norm_(used, self.config.clip or float("inf"), foreach=True)
+        else:
+            norm = torch.zeros((), device=loss.device)
+        if self.config.weight_decay:
+            with torch.no_grad():
+                torch._foreach_mul_(self.params, 1.0 - self.config.weight_decay)
+        self.adam.step()
+        for param in self.params:
+            param.grad = None
+        return norm
+
+    def state_dict(self) -> dict:
+        return self.adam.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.adam.load_state_dict(state)
+        for group in self.adam.param_groups:  # hyperparameters come from the current config
+            group["lr"] = self.config.lr
+            group["eps"] = self.config.eps

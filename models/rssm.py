@@ -1,0 +1,241 @@
+"""The recurrent state-space model with discrete (or Gaussian) latents (paper Section 2.1).
+
+    recurrent     h_t = GRU(h_{t-1}, ELU(Dense([z_{t-1}, a_t])))       (layer-normed GRU, update bias -1)
+    prior         p(z_t | h_t)       = Cat(logits(ELU(Dense(h_t))))
+    posterior     q(z_t | h_t, e_t)  = Cat(logits(ELU(Dense([h_t, e_t]))))
+    features      concat(h_t, flat(z_t))                                (1624 units at Atari)
+
+z is 32 categorical variables of 32 classes, sampled as one-hot vectors with straight-through
+gradients `sample + probs - sg(probs)`. Alignment follows the published code: the action at t
+led to the observation at t, and where is_first[t] is set, the previous state and the action are
+zeroed before the step, so sequences can cross episode boundaries.
+
+A state is an `RSSMState` of three tensors: `deter` (..., deter), `stoch` (..., stoch * classes)
+(flattened one-hots, or Gaussian samples), and `stats` (..., stoch * classes) logits, or
+(..., 2 * stoch) mean and std for Gaussian latents.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import RSSMConfig
+
+
+class RSSMState(NamedTuple):
+    deter: torch.Tensor
+    stoch: torch.Tensor
+    stats: torch.Tensor
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "RSSMState":
+        return RSSMState(fn(self.deter), fn(self.stoch), fn(self.stats))
+
+    def detach(self) -> "RSSMState":
+        return self.map(torch.Tensor.detach)
+
+
+def stack_states(states: list[RSSMState], dim: int) -> RSSMState:
+    return RSSMState(*(torch.stack(parts, dim) for parts in zip(*states)))
+
+
+class LayerNormGRUCell(nn.Module):
+    """GRU cell whose three gates come from one dense layer followed by layer norm.
+
+    As danijar's `GRUCell(norm=True)`: parts = LayerNorm(Dense([x, h])); reset, cand, update = split;
+    reset = sigmoid(reset); cand = tanh(reset * cand); update = sigmoid(update - 1);
+    h' = update * cand + (1 - update) * h.
+    """
+
+    def __init__(self, input_size: int, size: int, update_bias: float = -1.0):
+        super().__init__()
+        self.size = size
+        self.update_bias = update_bias
+        self.linear = nn.Linear(input_size + size, 3 * size)
+        self.norm = nn.LayerNorm(3 * size, eps=1e-3)  # Keras LayerNormalization's default epsilon
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        parts = self.norm(self.linear(torch.cat([x, h], -1)))
+        reset, cand, update = parts.split(self.size, -1)
+        reset = torch.sigmoid(reset)
+        cand = torch.tanh(reset * cand)
+        update = torch.sigmoid(update + self.update_bias)
+        return update * cand + (1 - update) * h
+
+
+class RSSM(nn.Module):
+    """Recurrent state-space model. `observe` filters recorded sequences, `imagine` rolls the prior."""
+
+    def __init__(self, config: RSSMConfig, embed_size: int, num_actions: int, latent: str = "categorical"):
+        super().__init__()
+        if latent not in ("categorical", "gaussian"):
+            raise ValueError(f"latent must be 'categorical' or 'gaussian', got {latent!r}")
+        self.config = config
+        self.latent = latent
+        self.discrete = latent == "categorical"
+        self.num_actions = num_actions
+        self.stoch_size = config.stoch * config.classes if self.discrete else config.stoch
+        self.stats_size = config.stoch * config.classes if self.discrete else 2 * config.stoch
+        self.feature_size = config.deter + self.stoch_size
+        self.img_in = nn.Linear(self.stoch_size + num_actions, config.hidden)
+        self.cell = LayerNormGRUCell(config.hidden, config.deter)
+        self.img_out = nn.Linear(config.deter, config.hidden)
+        self.img_stats = nn.Linear(config.hidden, self.stats_size)
+        self.obs_out = nn.Linear(config.deter + embed_size, config.hidden)
+        self.obs_stats = nn.Linear(config.hidden, self.stats_size)
+
+    # ----------------------------------------------------------------------------------- states
+    def initial(self, batch_size: int, device: torch.device | str | None = None) -> RSSMState:
+        """The all-zero state of the published code."""
+        device = device if device is not None else self.img_in.weight.device
+        zeros = lambda n: torch.zeros(batch_size, n, device=device)  # noqa: E731
+        return RSSMState(zeros(self.config.deter), zeros(self.stoch_size), zeros(self.stats_size))
+
+    @staticmethod
+    def features(state: RSSMState) -> torch.Tensor:
+        """concat(h, flat(z)): the model state the heads see."""
+        return torch.cat([state.deter, state.stoch], -1)
+
+    # ----------------------------------------------------------------------------- distributions
+    def sample(self, stats: torch.Tensor, generator: torch.Generator | None = None, mode: bool = False) -> torch.Tensor:
+        """A latent sample with straight-through (categorical) or reparameterised (Gaussian) gradients."""
+        if self.discrete:
+            shape = stats.shape
+            logits = stats.float().reshape(*shape[:-1], self.config.stoch, self.config.classes)
+            probs = torch.softmax(logits, -1)
+            if mode:
+                index = logits.argmax(-1)
+            else:  # Gumbel-max: an exact categorical sample in one batched op
+                noise = torch.rand(logits.shape, device=logits.device, generator=generator)
+                index = (logits - torch.log(-torch.log(noise.clamp_(1e-20, 1.0)))).argmax(-1)
+            one_hot = F.one_hot(index, self.config.classes).to(probs.dtype)
+            return (one_hot + probs - probs.detach()).reshape(shape)
+        mean, std = stats.float().chunk(2, -1)
+        if mode:
+            return mean
+        noise = torch.randn(mean.shape, device=mean.device, generator=generator)
+        return mean + std * noise
+
+    def _stats(self, raw: torch.Tensor) -> torch.Tensor:
+        if self.discrete:
+            return raw
+        mean, std = raw.chunk(2, -1)
+        return torch.cat([mean, F.softplus(std) + self.config.min_std], -1)
+
+    def kl(self, lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+        """KL(lhs || rhs) from two `stats` tensors, summed over the latent variables: (...,)."""
+        lhs, rhs = lhs.float(), rhs.float()
+        if self.discrete:
+            shape = (*lhs.shape[:-1], self.config.stoch, self.config.classes)
+            log_p = torch.log_softmax(lhs.reshape(shape), -1)
+            log_q = torch.log_softmax(rhs.reshape(shape), -1)
+            return (log_p.exp() * (log_p - log_q)).sum((-2, -1))
+        mean_p, std_p = lhs.chunk(2, -1)
+        mean_q, std_q = rhs.chunk(2, -1)
+        var_ratio = (std_p / std_q).square()
+        kl = 0.5 * (var_ratio + ((mean_p - mean_q) / std_q).square() - 1 - var_ratio.log())
+        return kl.sum(-1)
+
+    def entropy(self, stats: torch.Tensor) -> torch.Tensor:
+        """Entropy of the latent distribution, summed over variables: (...,)."""
+        stats = stats.float()
+        if self.discrete:
+            log_p = torch.log_softmax(stats.reshape(*stats.shape[:-1], self.config.stoch, self.config.classes), -1)
+            return -(log_p.exp() * log_p).sum((-2, -1))
+        _, std = stats.chunk(2, -1)
+        return (0.5 * torch.log(2 * torch.pi * torch.e * std.square())).sum(-1)
+
+    # ------------------------------------------------------------------------------------- steps
+    def img_step(
+        self, state: RSSMState, action: torch.Tensor, generator: torch.Generator | None = None, mode: bool = False,
+        action_in: torch.Tensor | None = None,
+    ) -> RSSMState:
+        """One prior step: (z_{t-1}, h_{t-1}), a_t -> h_t, z_t ~ p(z_t | h_t).
+
+        `action_in` may hold the action's share of `img_in` precomputed for a whole sequence.
+        """
+        if action_in is None:
+            x = self.img_in(torch.cat([state.stoch, action], -1))
+        else:
+            x = F.linear(state.stoch, self.img_in.weight[:, : self.stoch_size]) + action_in
+        deter = self.cell(F.elu(x), state.deter)
+        stats = self._stats(self.img_stats(F.elu(self.img_out(deter))))
+        return RSSMState(deter, self.sample(stats, generator, mode), stats)
+
+    def obs_step(
+        self, state: RSSMState, action: torch.Tensor, embed: torch.Tensor, is_first: torch.Tensor,
+        generator: torch.Generator | None = None, mode: bool = False,
+    ) -> tuple[RSSMState, RSSMState]:
+        """One filtering step for acting: resets rows where is_first, then prior and posterior."""
+        keep = (~is_first).to(state.deter.dtype).unsqueeze(-1)
+        state = state.map(lambda x: x * keep)
+        prior = self.img_step(state, action * keep, generator, mode=mode)
+        hidden = F.elu(self.obs_out(torch.cat([prior.deter, embed], -1)))
+        stats = self._stats(self.obs_stats(hidden))
+        return RSSMState(prior.deter, self.sample(stats, generator, mode), stats), prior
+
+    def observe(
+        self, embed: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor,
+        state: RSSMState | None = None, generator: torch.Generator | None = None,
+    ) -> tuple[RSSMState, RSSMState]:
+        """Filter a batch of sequences: posterior and prior states, each stacked as (B, T, ...).
+
+        embed (B, T, E), action (B, T, A) one-hot float (the action that led to step t),
+        is_first (B, T) bool. `state` is the state before step 0 (zeros if None). Where is_first[t]
+        is set, the carried state and a_t are zeroed first, as the published code does.
+
+        The parts of the dense layers that depend only on the inputs (the embedding's share of the
+        posterior layer, the action's share of img_in) are computed for all T steps in one matmul;
+        the loop over T runs only the GRU and the small heads.
+        """
+        batch, length = action.shape[:2]
+        if state is None:
+            state = self.initial(batch, embed.device)
+        keep = (~is_first.bool()).to(embed.dtype).unsqueeze(-1)  # (B, T, 1)
+        deter_size = self.config.deter
+        action_in = F.linear(action * keep, self.img_in.weight[:, self.stoch_size :], self.img_in.bias)
+        embed_in = F.linear(embed, self.obs_out.weight[:, deter_size:], self.obs_out.bias)
+        obs_weight = self.obs_out.weight[:, :deter_size]
+        posts, priors = [], []
+        for t in range(length):
+            state = state.map(lambda x: x * keep[:, t])
+            prior = self.img_step(state, None, generator, action_in=action_in[:, t])
+            hidden = F.elu(F.linear(prior.deter, obs_weight) + embed_in[:, t])
+            stats = self._stats(self.obs_stats(hidden))
+            state = RSSMState(prior.deter, self.sample(stats, generator), stats)
+            posts.append(state)
+            priors.append(prior)
+        return stack_states(posts, 1), stack_states(priors, 1)
+
+    def imagine(
+        self, policy: Callable[[torch.Tensor], torch.Tensor], start: RSSMState, horizon: int,
+        generator: torch.Generator | None = None,
+    ) -> tuple[RSSMState, torch.Tensor]:
+        """Roll the prior forward from `start` (N, ...) for `horizon` steps with actions from `policy`.
+
+        `policy(features) -> action (N, A)` sees stopped features (the published code's
+        `policy(tf.stop_gradient(feat))`). Returns the states stacked as (horizon + 1, N, ...),
+        the start state first, and the actions (horizon + 1, N, A): actions[0] is zeros and
+        actions[t + 1] was chosen in state t and led to state t + 1 (published alignment).
+        """
+        states = [start]
+        actions = []
+        state = start
+        for _ in range(horizon):
+            action = policy(self.features(state).detach())
+            state = self.img_step(state, action, generator)
+            states.append(state)
+            actions.append(action)
+        actions.insert(0, torch.zeros_like(actions[0]))
+        return stack_states(states, 0), torch.stack(actions, 0)
+
+    def rollout(self, start: RSSMState, actions: torch.Tensor, generator: torch.Generator | None = None) -> RSSMState:
+        """Open-loop prior rollout with given actions (B, K, A) from `start` (B, ...): (B, K, ...)."""
+        states, state = [], start
+        for t in range(actions.shape[1]):
+            state = self.img_step(state, actions[:, t], generator)
+            states.append(state)
+        return stack_states(states, 1)
