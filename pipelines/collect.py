@@ -153,7 +153,7 @@ def collect_command(game, store, steps, envs, threads, seed, policy_spec, policy
         from .dataset_refs import write_store_marker
 
         write_store_marker(marker, store, name=Path(store).stem)
-    rate = result.env_steps / result.seconds if result.seconds and result.env_steps else 0.0
+    rate = result.env_steps / result.loop_seconds if result.loop_seconds and result.env_steps else 0.0
     click.echo(
         f"{store}: {result.committed_steps} steps in {result.committed_episodes} episodes "
         f"(+{result.new_steps} steps, +{result.new_episodes} episodes this run, {rate:.0f} agent steps/s; "

@@ -60,7 +60,8 @@ class CollectResult:
     new_episodes: int = 0
     discarded_steps: int = 0  # steps of the episodes still running when the call stopped (dropped)
     env_steps: int = 0  # agent steps (actions) taken by this call
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the call, setting up included
+    loop_seconds: float = 0.0  # wall time of the collection loop (stepping, acting, writing)
     stopped_by: str | None = None  # "SIGINT" / "SIGTERM" when a signal stopped the run
     returns: list[float] = field(default_factory=list)  # of the episodes committed by this call
     lengths: list[int] = field(default_factory=list)
@@ -289,6 +290,7 @@ def _run(
         dynamic_ncols=True,
     )
     recent: list[float] = []
+    loop_start = time.perf_counter()
     try:
         while writer.committed_steps < result.target_steps and stop.received is None:
             actions, state = policy.act(image, is_first, state)
@@ -321,6 +323,7 @@ def _run(
                 is_first = done
             image = step.image
     finally:
+        result.loop_seconds = time.perf_counter() - loop_start
         bar.close()
         result.committed_steps = writer.committed_steps
         result.committed_episodes = writer.committed_episodes
