@@ -32,7 +32,7 @@ FORMAT_NAME = "dreamer-pipeline/experience"
 FORMAT_VERSION = 1
 ATTRS_KEY = "dreamer_pipeline"
 IMAGE_SHAPE = (64, 64, 1)
-DEFAULT_CHUNK_STEPS = 64  # image chunks: see benchmarks/bench_store_layout.py and docs/data.md
+DEFAULT_CHUNK_STEPS = 64  # image chunks: see benchmarks/bench_store_layout.py and docs/experience.md
 DEFAULT_ZSTD_LEVEL = 3
 # Per-step scalars (action, reward, flags) compress to a few bytes per chunk, so with image-sized
 # chunks a store would be mostly tiny files, each costing a file-system block (measured: 320 B/step
