@@ -187,7 +187,9 @@ class SequenceSampler:
             lo = int(self.start_of[mine].min())
             hi = int((self.start_of[mine] + self.length_of[mine]).max())
             for key in keys:
-                values = store.read(key, lo, hi)  # one contiguous read per store and array
+                # One contiguous read per store and array, chunk files read directly: zarr's own
+                # read took 8 s for 150k steps here, which would be minutes for a 2M-step replay.
+                values = ChunkReader(store.arrays[key]).read_range(lo, hi)
                 for row in mine:
                     parts[key].append((row, values[self.start_of[row] - lo : self.start_of[row] - lo + self.length_of[row]]))
         self._small = {}

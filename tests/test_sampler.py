@@ -140,3 +140,17 @@ def test_dataloader_with_two_workers(dataset):
     for got in single:
         expected = to_torch(reference.sample())
         assert all(torch.equal(got[k], expected[k]) for k in expected)
+
+
+def test_zarr_fallback_reads_the_same_batches(dataset, monkeypatch):
+    from dreamer_pipeline.datasets.chunks import ChunkReader
+
+    fast = SequenceSampler(dataset, batch_size=4, seq_len=9, seed=11)
+    assert all(reader.fast for reader in fast.readers)
+    expected = [fast.sample() for _ in range(3)]
+    monkeypatch.setattr(ChunkReader, "_fast_path_directory", staticmethod(lambda array: None))
+    slow = SequenceSampler(dataset, batch_size=4, seq_len=9, seed=11)
+    assert not any(reader.fast for reader in slow.readers)
+    for batch in expected:
+        got = slow.sample()
+        assert all(np.array_equal(batch[k], got[k]) for k in batch)

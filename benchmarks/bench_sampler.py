@@ -1,0 +1,184 @@
+"""Training-batch throughput of the sequence sampler (B=16, T=50) against a numpy-in-RAM ceiling.
+
+Data: a store of --steps agent steps whose frames are real Atari frames. A short random-policy
+rollout of --game through the project's collector (the paper's protocol) provides real episodes
+(cached as npz, the same cache as bench_store_layout.py); the benchmark store re-appends those
+episodes in shuffled order until it holds --steps steps, so chunk compressibility is that of the
+real game. Actions and rewards are synthetic (they are a few bytes per step and do not matter here).
+
+Measured, each as the median over --repeats runs of --batches batches:
+- numpy-ram: the ceiling, fancy-indexing 16 windows of 50 out of arrays preloaded in RAM;
+- sampler (cache none, 2 threads / 1 thread): the default, reading chunk files on demand;
+- sampler (cache lru): with the default 512 MiB decoded-chunk cache (the store may fit in it);
+- sampler (cache ram): every image decoded into RAM first;
+- DataLoader, 2 workers: `datasets.torch_loader.make_loader`, torch tensors out.
+The store's files sit in the OS page cache after it is built, so "on disk" measures file reads
+and decoding, not a cold disk.
+
+    python benchmarks/bench_sampler.py --steps 150000 --out benchmarks/bench_sampler.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--game", default="pong")
+    parser.add_argument("--real-steps", type=int, default=20_000, help="steps of real random-policy play collected")
+    parser.add_argument("--steps", type=int, default=150_000, help="steps in the benchmark store")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--seq-len", type=int, default=50)
+    parser.add_argument("--batches", type=int, default=100, help="batches per timed run")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip", nargs="*", default=[], help="variants to skip (e.g. dataloader lru)")
+    parser.add_argument("--frames-cache", type=Path, default=Path(tempfile.gettempdir()) / "dreamer_bench_frames")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "dreamer_bench_sampler")
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("bench_sampler.json"))
+    return parser.parse_args(argv)
+
+
+def real_episodes(game: str, steps: int, cache_dir: Path) -> list[np.ndarray]:
+    """Image arrays of whole random-policy episodes of `game` (cached npz: image, boundaries)."""
+    cache = cache_dir / f"{game}-{steps}.npz"
+    if not cache.exists():
+        from dreamer_pipeline.datasets.store import ExperienceStore
+        from dreamer_pipeline.pipelines.collector import collect
+
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            collect(Path(tmp) / "frames.zarr", game, steps, num_envs=2, seed=0, progress=True)
+            store = ExperienceStore(Path(tmp) / "frames.zarr")
+            np.savez(cache, image=store.read("image"), boundaries=store.episodes().starts[1:])
+    data = np.load(cache)
+    return np.split(data["image"], data["boundaries"])
+
+
+def build_store(path: Path, episodes: list[np.ndarray], steps: int, game: str) -> Path:
+    from tqdm.auto import tqdm
+
+    from dreamer_pipeline.datasets.store import ExperienceStore, StoreWriter
+
+    if path.exists():
+        try:
+            if ExperienceStore(path).num_steps >= steps:
+                return path
+        except ValueError:
+            pass
+        import shutil
+
+        shutil.rmtree(path)
+    rng = np.random.default_rng(0)
+    attrs = {"game": game, "action_set": {"full": False, "ids": list(range(6)), "meanings": []},
+             "policy": {"kind": "random"}, "env": {}, "seed": 0, "writer_id": "bench_sampler"}
+    writer = StoreWriter.open(path, attrs)
+    bar = tqdm(total=steps, desc="building store", unit="step")
+    while writer.committed_steps < steps:
+        image = episodes[int(rng.integers(len(episodes)))]
+        length = len(image)
+        flags = np.zeros(length, bool)
+        last = flags.copy()
+        last[-1] = True
+        first = flags.copy()
+        first[0] = True
+        action = rng.integers(0, 6, length).astype(np.int32)
+        action[0] = 0
+        reward = (rng.random(length) < 0.02).astype(np.float32)
+        reward[0] = 0
+        writer.append_episode({"image": image, "action": action, "reward": reward, "is_first": first,
+                               "is_last": last, "is_terminal": last.copy()})
+        bar.update(length)
+    bar.close()
+    return path
+
+
+def timed_interleaved(iterators: dict, batches: int, repeats: int) -> dict[str, list[float]]:
+    """batches/s per variant; the variants take turns within each repeat, so they share the same
+    background load (this machine is shared) and their ratios are fair even when the absolute
+    numbers are noisy."""
+    rates: dict[str, list[float]] = {name: [] for name in iterators}
+    for name, iterator in iterators.items():  # warm-up: worker start, first reads, LRU fill
+        for _ in range(batches // 4 + 1):
+            next(iterator)
+    for _ in range(repeats):
+        for name, iterator in iterators.items():
+            start = time.perf_counter()
+            for _ in range(batches):
+                next(iterator)
+            rates[name].append(batches / (time.perf_counter() - start))
+    return rates
+
+
+def numpy_ceiling(data, batch_size: int, seq_len: int):
+    """Windows fancy-indexed from arrays already in RAM: the fastest any sampler can be."""
+    from dreamer_pipeline.datasets.sampler import SequenceSampler
+
+    reference = SequenceSampler(data, batch_size, seq_len, cache="ram")  # decode once; reuse its selection
+    images, small = reference._images_in_ram, reference._small
+
+    def batches():
+        steps = np.arange(seq_len)
+        while True:
+            episode, offset = reference.sample_windows()
+            flat = (reference._flat_start[episode] + offset)[:, None] + steps
+            yield {"image": images[flat], **{key: value[flat] for key, value in small.items()}}
+
+    return batches
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    from dreamer_pipeline.datasets.dataset import open_dataset
+    from dreamer_pipeline.datasets.sampler import SequenceSampler
+
+    episodes = real_episodes(args.game, args.real_steps, args.frames_cache)
+    store = build_store(args.workdir / f"{args.game}-{args.steps}.zarr", episodes, args.steps, args.game)
+    data = open_dataset(store)
+    B, T = args.batch_size, args.seq_len
+    disk = sum(f.stat().st_size for f in (store / "image").rglob("*") if f.is_file())
+    print(f"store {store}: {data.num_steps} steps, {data.num_episodes} episodes, "
+          f"images {disk / data.num_steps:.0f} B/step on disk ({4096 * data.num_steps / disk:.0f}x compression)")
+
+    variants = {
+        "numpy-ram (ceiling)": lambda: numpy_ceiling(data, B, T)(),
+        "sampler none, 2 threads": lambda: iter(SequenceSampler(data, B, T, cache="none", threads=2)),
+        "sampler none, 1 thread": lambda: iter(SequenceSampler(data, B, T, cache="none", threads=1)),
+        "sampler lru 512 MiB": lambda: iter(SequenceSampler(data, B, T, cache="lru")),
+        "sampler ram": lambda: iter(SequenceSampler(data, B, T, cache="ram")),
+        "DataLoader 2 workers": lambda: iter(__import__("dreamer_pipeline.datasets.torch_loader", fromlist=["x"])
+                                             .make_loader(data, num_workers=2, batch_size=B, seq_len=T)),
+    }
+    iterators = {}
+    for name, make in variants.items():
+        if any(skip.lower() in name.lower() for skip in args.skip):
+            continue
+        start = time.perf_counter()
+        iterators[name] = make()
+        print(f"  {name:<30} built in {time.perf_counter() - start:.2f} s", flush=True)
+    rates = timed_interleaved(iterators, args.batches, args.repeats)
+    results = {name: {"median_batches_per_s": statistics.median(r), "runs": r} for name, r in rates.items()}
+    ceiling = results["numpy-ram (ceiling)"]["median_batches_per_s"]
+    print(f"\n{'variant':<30} {'batches/s':>10} {'steps/s':>10} {'ratio to RAM':>13}")
+    for name, result in results.items():
+        rate = result["median_batches_per_s"]
+        result["ratio_to_ceiling"] = rate / ceiling
+        print(f"{name:<30} {rate:>10.1f} {rate * B * T:>10.0f} {rate / ceiling:>13.2f}")
+    report = {"game": args.game, "store_steps": data.num_steps, "image_bytes_per_step_on_disk": disk / data.num_steps,
+              "batch_size": B, "seq_len": T, "batches_per_run": args.batches, "repeats": args.repeats,
+              "results": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
