@@ -58,6 +58,16 @@ def test_several_stores_import_back_as_several(tmp_path):
     assert_same_store(b, imported[1])
 
 
+def test_stores_with_the_same_name_import_side_by_side(tmp_path):
+    first = make_store(tmp_path / "run/iter0001/shard0.zarr", [5], seed=1)
+    second = make_store(tmp_path / "run/iter0002/shard0.zarr", [6], seed=2)
+    export_minari(open_dataset(tmp_path / "run"), tmp_path / "export", progress=False)
+    imported = import_minari(tmp_path / "export", tmp_path / "back", progress=False)
+    assert [p.name for p in imported] == ["000-shard0.zarr", "001-shard0.zarr"]
+    assert_same_store(first, imported[0])
+    assert_same_store(second, imported[1])
+
+
 def test_minari_loads_our_export(tmp_path, monkeypatch):
     minari = pytest.importorskip("minari")
     store = make_store(tmp_path / "s.zarr", [10, 7, 15])
