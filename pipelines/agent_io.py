@@ -29,36 +29,41 @@ def save_agent(path: str | os.PathLike, agent, *, pipeline_config: Mapping[str, 
     """Atomically write `agent` with the resolved configuration and the run's progress."""
     from dreamer_pipeline.models import checkpoint as ckpt
 
-    ckpt.save_checkpoint(path, agent, extra={"pipeline_config": dict(pipeline_config), "progress": dict(progress), **(extra or {})})
+    ckpt.save_checkpoint(agent, path, extra={"pipeline_config": dict(pipeline_config), "progress": dict(progress), **(extra or {})})
 
 
 def load_agent(path: str | os.PathLike, agent_config, device: str, num_actions: int | None = None):
     """An agent from a checkpoint (weights, optimisers, counters); its architecture must match `agent_config`."""
     from dreamer_pipeline.models import checkpoint as ckpt
 
+    payload = read_payload(path)
+    saved_actions = int(payload["num_actions"])
+    if num_actions is not None and saved_actions != num_actions:
+        raise AgentLoadError(f"{path}: the agent acts over {saved_actions} actions, the data over {num_actions}")
+    # The run's configuration supplies the hyperparameters; the checkpoint must match its architecture.
+    agent = build_agent(agent_config, saved_actions, device, seed=0)
     try:
-        agent, meta = ckpt.load_checkpoint(path, device=device, config=agent_config)
+        extra = ckpt.restore_checkpoint(agent, path)
     except ckpt.CheckpointError as error:
         raise AgentLoadError(str(error)) from None
-    if num_actions is not None and agent.num_actions != num_actions:
-        raise AgentLoadError(f"{path}: the agent acts over {agent.num_actions} actions, the data over {num_actions}")
-    return agent, meta
+    return agent, extra
 
 
 def read_payload(path: str | os.PathLike) -> dict:
     """The raw checkpoint dict (weights_only loading: a checkpoint can never run code)."""
     from dreamer_pipeline.models import checkpoint as ckpt
 
-    return ckpt.read_checkpoint(path)
+    try:
+        return ckpt.read_checkpoint(path)
+    except ckpt.CheckpointError as error:
+        raise AgentLoadError(str(error)) from None
 
 
 def load_pretrained_world_model(agent, path: str | os.PathLike) -> list[str]:
     """Copy a pretrained world model's weights into `agent`, except the reward head. Returns the
     names of the parameters left at their initial values."""
-    from dreamer_pipeline.models import checkpoint as ckpt
-
     payload = read_payload(path)
-    source = ckpt.agent_state(payload)["world_model"]
+    source = payload["state"]["world_model"]
     target = agent.world_model.state_dict()
     kept = {k: v for k, v in source.items() if not k.startswith("reward_head.")}
     mismatched = [k for k, v in kept.items() if k in target and tuple(target[k].shape) != tuple(v.shape)]

@@ -16,6 +16,15 @@ from typing import Any, Callable
 import yaml
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp_path)`, fsync it, then rename it to `path` (same directory, same filesystem)."""
     path = Path(path)
@@ -27,6 +36,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         write(tmp)
         with open(tmp, "rb+") as file:
             os.fsync(file.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; results are shared (group, cluster)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

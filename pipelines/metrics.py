@@ -102,6 +102,10 @@ class MetricsLogger:
         if writer is None:
             return
         try:
+            import moviepy  # noqa: F401 - TensorBoard encodes videos with it; the GIFs are the artefact anyway
+        except ImportError:
+            return
+        try:
             import torch
 
             frames = torch.as_tensor(video).permute(0, 3, 1, 2).unsqueeze(0)  # (1, T, C, H, W)

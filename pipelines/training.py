@@ -157,12 +157,12 @@ def resumable_updates(
     if progress is not None and progress.get("stage") == stage and progress.get("updates") == updates:
         from .agent_io import read_payload
 
-        agent.load_state_dict(ckpt.agent_state(read_payload(partial)))
+        agent.load_state_dict(read_payload(partial)["state"])
         done = int(progress.get("done", 0))
         tqdm.write(f"{stage}: resuming from {partial} after {done}/{updates} updates")
 
     def save_partial() -> None:
-        ckpt.save_checkpoint(partial, agent, extra={"stage_progress": {
+        ckpt.save_checkpoint(agent, partial, extra={"stage_progress": {
             "stage": stage, "updates": updates, "done": done, "format": STAGE_FORMAT}})
 
     log_every = log_every or max(1, min(100, updates // 20 or 1))
