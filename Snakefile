@@ -25,6 +25,8 @@ CFG = W.cfg
 VARIANT = CFG.variant
 CONFIG_SNAPSHOT = L.config_snapshot(VARIANT)
 
+report: "pipelines/report/workflow.rst"
+
 wildcard_constraints:
     **W.wildcard_constraints(),
 

@@ -79,7 +79,9 @@ def load_and_validate(path: str | Path) -> PipelineConfig:
 @click.argument("config_file", type=click.Path(path_type=Path))
 @click.option("--show/--no-show", default=False, help="Print the resolved configuration (defaults filled in).")
 def check_config_command(config_file: Path, show: bool) -> None:
-    """Validate CONFIG_FILE (a YAML of pipeline settings) and exit 1 naming the first problem.
+    """Validate a pipeline configuration file before anything runs.
+
+    Exits 1 with one message naming the first problem in CONFIG_FILE (a YAML of pipeline settings).
 
     Checks unknown keys, wrong types, games ale-py does not know, the agent preset and its
     overrides, environment settings, and that every named dataset is an experience store (or

@@ -97,7 +97,7 @@ def evaluation_env_config(cfg):
               help="greedy = the actor's mode (the paper's evaluation).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device for the actor.")
 def evaluate_command(config_path, agent_path, out, game, variant, seed, iteration, frames, env_seed, episodes, mode, device):
-    """Play greedy evaluation episodes with a trained agent and write eval.json.
+    """Evaluate an agent with greedy episodes and write eval.json.
 
     Sticky actions stay on, as in the paper. Metrics (eval/return_mean, ...) are appended to the
     run's metrics.jsonl when OUT lies in a run's iteration folder.

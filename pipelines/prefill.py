@@ -33,7 +33,10 @@ PREFILL_SEED = 0  # one shared dataset per (game, name): its seed does not depen
 @click.option("--envs", type=int, default=None, help="Parallel environments [default: prefill.envs].")
 @click.option("--seed", type=int, default=PREFILL_SEED, show_default=True, help="Environment and policy seed.")
 def prefill_command(config_path, game, store, marker, steps, envs, seed):
-    """Collect random-policy steps for GAME into a shared store, then write its marker.
+    """Collect the shared random-policy dataset of one game.
+
+    Plays GAME with a uniform random policy into STORE until it holds --steps agent steps, then
+    writes MARKER (a dataset manifest listing the store). A rerun resumes the store.
 
     Example: dreamer-pipeline prefill --config config/debug.yaml --game pong
     --store results/datasets/pong/random-debug.zarr --marker results/datasets/pong/random-debug.json

@@ -48,7 +48,9 @@ def reward_free_agent_config(agent_config, reward_free: bool):
 @click.option("--device", default=None, help="Torch device [default: train.device].")
 @click.argument("datasets", nargs=-1, required=True, type=click.Path(exists=True))
 def pretrain_world_model_command(config_path, game, updates, out, seed, device, datasets):
-    """Pretrain a world model on DATASETS (stores, directories of stores or manifests) without rewards.
+    """Pretrain a world model without reward learning (reward-free).
+
+    DATASETS are stores, directories of stores or manifests; rewards in them are not learnt.
 
     Metrics go to OUT's folder (metrics.jsonl, tensorboard/), with open-loop videos in videos/.
     Resumes mid-stage from world_model.partial.pt after a kill.

@@ -28,7 +28,9 @@ STAGE = "train_actor_critic"
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="actor_critic.pt to write.")
 def train_actor_critic_command(config_path, game, seed, iteration, updates, updates_before, frames, shared, device,
                                replay, world_model_path, out):
-    """Train iteration k's actor and critic in imagination on REPLAY's starting states.
+    """Train iteration k's actor and critic in imagination.
+
+    Imagination starts from the posterior states of batches drawn from REPLAY.
 
     Resumes mid-stage from OUT's partial checkpoint (actor_critic.partial.pt) after a kill.
 

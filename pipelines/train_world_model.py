@@ -68,7 +68,9 @@ def common_options(function):
               help="Train world model, actor and critic on every batch (the paper's loop), or the world model only.")
 def train_world_model_command(config_path, game, seed, iteration, updates, updates_before, frames, shared, device,
                               replay, out, videos, resume_from, init_world_model, interleaved):
-    """Train iteration k's world model on REPLAY (the run's stores or their markers, oldest first).
+    """Train iteration k's world model (or whole agent) on the replay.
+
+    REPLAY are the run's stores or their markers, oldest first.
 
     Resumes mid-stage from OUT's partial checkpoint (world_model.partial.pt) after a kill.
 

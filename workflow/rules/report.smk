@@ -12,7 +12,7 @@ rule scores:
         plots=report(
             directory(L.scores_dir() + "/plots"),
             patterns=["{plot}.png"],
-            caption="../../pipelines/report/learning_curves.rst",
+            caption="../../pipelines/report/curves.rst",
             category="Learning curves",
             labels={"plot": "{plot}"},
         ),

@@ -27,7 +27,7 @@ rule train_world_model:
         videos=report(
             directory(L.videos_dir("{game}", "{variant}", "{seed}", "{iteration}")),
             patterns=["{video}.gif"],
-            caption="../../pipelines/report/videos.rst",
+            caption="../../pipelines/report/open_loop.rst",
             category="Open-loop predictions",
             subcategory="{game} seed {seed}",
             labels={"game": "{game}", "seed": "{seed}", "iteration": "{iteration}", "batch": "{video}"},
