@@ -154,3 +154,12 @@ def test_zarr_fallback_reads_the_same_batches(dataset, monkeypatch):
     for batch in expected:
         got = slow.sample()
         assert all(np.array_equal(batch[k], got[k]) for k in batch)
+
+
+def test_prefetch_yields_the_same_batches(dataset):
+    expected = SequenceSampler(dataset, batch_size=3, seq_len=7, seed=9)
+    stream = SequenceSampler(dataset, batch_size=3, seq_len=7, seed=9).prefetch(depth=2)
+    for _ in range(4):
+        got, want = next(stream), expected.sample()
+        assert all(np.array_equal(got[k], want[k]) for k in want)
+    stream.close()  # stops the background thread
