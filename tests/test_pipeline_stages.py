@@ -1,0 +1,104 @@
+"""The training stages on tiny synthetic stores: interleaved vs world-model-only, resuming from the
+previous iteration, reward-free pretraining and initialising a run from it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from dreamer_pipeline.pipelines.agent_io import build_agent, load_agent, load_pretrained_world_model, read_payload
+from dreamer_pipeline.pipelines.pretrain_world_model import pretrain_world_model_command
+from dreamer_pipeline.pipelines.train_actor_critic import train_actor_critic_command
+from dreamer_pipeline.pipelines.train_world_model import train_world_model_command
+from dreamer_pipeline.pipelines.training import setup
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def config(tmp_path):
+    data = yaml.safe_load((ROOT / "config/debug.yaml").read_text())
+    data["train"].update(batch_size=2, sequence_length=8, checkpoint_every=2, video_sequences=1)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def invoke(command, *args):
+    result = CliRunner().invoke(command, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_interleaved_stage_trains_the_whole_agent_and_the_next_iteration_resumes(tmp_path, config, store_factory):
+    store = store_factory("replay", [20, 24])
+    run = tmp_path / "runs/pong/debug/seed0"
+    first = run / "iter0000/world_model.pt"
+    invoke(train_world_model_command, "--config", config, "--game", "pong", "--updates", 3, "--interleaved",
+           "--out", first, "--videos", run / "iter0000/videos", store)
+    ctx = setup(config)
+    agent, extra = load_agent(first, ctx.agent_config, "cpu")
+    assert (agent.wm_updates, agent.behaviour_updates) == (3, 3)
+    assert extra["progress"] == {"stage": "train_agent", "iteration": 0, "frames": 0, "updates": 3}
+    assert (run / "iter0000/videos/train.gif").stat().st_size > 0 and (run / "iter0000/config.yaml").is_file()
+
+    second = run / "iter0001/world_model.pt"
+    invoke(train_world_model_command, "--config", config, "--game", "pong", "--iteration", 1, "--updates", 2,
+           "--updates-before", 3, "--interleaved", "--resume-from", first, "--out", second, store)
+    agent, _ = load_agent(second, ctx.agent_config, "cpu")
+    assert (agent.wm_updates, agent.behaviour_updates) == (5, 5)  # optimiser and counters continue
+    assert not (run / "iter0000/world_model.partial.pt").exists()  # superseded once iteration 1 ran
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["updates"] for line in lines if "wm/loss" in line] == [1, 2, 3, 4, 5]
+
+
+def test_staged_training_world_model_then_actor_critic(tmp_path, config, store_factory):
+    store = store_factory("replay", [20, 24])
+    folder = tmp_path / "runs/pong/debug/seed0/iter0000"
+    invoke(train_world_model_command, "--config", config, "--game", "pong", "--updates", 2, "--world-model-only",
+           "--out", folder / "world_model.pt", store)
+    invoke(train_actor_critic_command, "--config", config, "--game", "pong", "--updates", 3,
+           "--world-model", folder / "world_model.pt", "--out", folder / "actor_critic.pt", store)
+    ctx = setup(config)
+    world_model, _ = load_agent(folder / "world_model.pt", ctx.agent_config, "cpu")
+    agent, _ = load_agent(folder / "actor_critic.pt", ctx.agent_config, "cpu")
+    assert (world_model.wm_updates, world_model.behaviour_updates) == (2, 0)
+    assert (agent.wm_updates, agent.behaviour_updates) == (2, 3)
+    for key, value in world_model.world_model.state_dict().items():  # imagination leaves the world model alone
+        assert torch.equal(value, agent.world_model.state_dict()[key]), key
+
+
+def test_reward_free_pretraining_and_initialising_a_run(tmp_path, config, store_factory):
+    reward_free = store_factory("no_rewards", [20, 24, 18], reward_free=True)
+    out = tmp_path / "pretrained/pong/reward-free/world_model.pt"
+    invoke(pretrain_world_model_command, "--config", config, "--game", "pong", "--updates", 3, "--out", out, reward_free)
+    weights = read_payload(out)["state"]["world_model"]
+    assert weights and not any(key.startswith("reward_head.") for key in weights)
+    assert (out.parent / "metrics.jsonl").is_file() and (out.parent / "videos/train.gif").is_file()
+
+    ctx = setup(config)
+    agent = build_agent(ctx.agent_config, 6, "cpu", seed=5)
+    reward_head_before = {k: v.clone() for k, v in agent.world_model.reward_head.state_dict().items()}
+    fresh = load_pretrained_world_model(agent, out)
+    assert fresh and all(key.startswith("reward_head.") for key in fresh)
+    state = agent.world_model.state_dict()
+    assert all(torch.equal(state[key], value) for key, value in weights.items())
+    assert all(torch.equal(agent.world_model.reward_head.state_dict()[k], v) for k, v in reward_head_before.items())
+
+    with_rewards = store_factory("rewards", [20, 24])
+    run_out = tmp_path / "runs/pong/debug/seed0/iter0000/world_model.pt"
+    result = invoke(train_world_model_command, "--config", config, "--game", "pong", "--updates", 2, "--world-model-only",
+                    "--init-world-model", out, "--out", run_out, with_rewards)
+    assert "reward_head" in result.output
+
+
+def test_a_replay_without_rewards_is_refused(tmp_path, config, store_factory):
+    reward_free = store_factory("no_rewards", [20, 24], reward_free=True)
+    result = CliRunner().invoke(train_world_model_command, ["--config", str(config), "--game", "pong", "--updates", "1",
+                                                            "--out", str(tmp_path / "w.pt"), str(reward_free)])
+    assert result.exit_code == 1 and "reward-free" in result.output
