@@ -29,6 +29,7 @@ decoded chunk at a time, through `ChunkReader` (see chunks.py for the measuremen
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
@@ -37,7 +38,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .chunks import ChunkReader
-from .dataset import Dataset, DatasetError
+from .dataset import Dataset, DatasetError, open_dataset
 from .store import FLAG_KEYS, IMAGE_SHAPE
 
 MODES = ("episode", "step")
@@ -54,7 +55,7 @@ class SequenceSampler:
 
     def __init__(
         self,
-        data: Dataset,
+        data: Dataset | str | os.PathLike,
         batch_size: int = 16,
         seq_len: int = 50,
         mode: str = "episode",
@@ -72,6 +73,7 @@ class SequenceSampler:
             raise SamplerError(f"sampler cache must be one of {CACHES}, got {cache!r}")
         if batch_size < 1 or seq_len < 1:
             raise SamplerError(f"batch_size and seq_len must be >= 1, got {batch_size} and {seq_len}")
+        data = data if isinstance(data, Dataset) else open_dataset(data)  # a path or manifest also works
         self.data = data
         self.batch_size = int(batch_size)
         self.seq_len = int(seq_len)
@@ -99,7 +101,7 @@ class SequenceSampler:
         self.length_of = table.length[eligible]
         self.num_windows = self.length_of - self.seq_len + 1
         self._window_cumsum = np.cumsum(self.num_windows)
-        self._load_small_arrays(table)
+        self._load_small_arrays()
         self.readers = [ChunkReader(store.arrays["image"]) for store in data.stores]
         self._lru: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._lru_capacity = max(0, int(cache_bytes)) // max(1, self._chunk_bytes())
@@ -216,7 +218,7 @@ class SequenceSampler:
         reader = self.readers[0]
         return reader.chunk_steps * int(np.prod(IMAGE_SHAPE))
 
-    def _load_small_arrays(self, table) -> None:
+    def _load_small_arrays(self) -> None:
         """Copy action/reward/flags of the eligible episodes into RAM, episode after episode."""
         keys = ["action", *(["reward"] if self.has_reward else []), *FLAG_KEYS]
         self._flat_start = np.concatenate([[0], np.cumsum(self.length_of)[:-1]]).astype(np.int64)
