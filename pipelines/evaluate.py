@@ -156,7 +156,7 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
                     "eval/episodes": len(returns),
                 },
                 frames=frames,
-                updates=_updates_of(policy),
+                updates=_updates_of(agent_path),
             )
         from .training import write_resolved_config
 
@@ -165,5 +165,8 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
     click.echo(f"{game} iteration {iteration}: mean return {result['mean_return']:.2f} over {len(returns)} episode(s)")
 
 
-def _updates_of(policy) -> int:
-    return int(getattr(policy, "updates", 0) or 0)
+def _updates_of(agent_path) -> int:
+    """The run's update count when the checkpoint was written (0 if it does not say)."""
+    from .agent_io import read_payload
+
+    return int(read_payload(agent_path).get("extra", {}).get("progress", {}).get("updates", 0))

@@ -76,3 +76,17 @@ def test_bad_configuration_fails_before_any_job(tmp_path, data, needle):
     assert result.returncode != 0
     assert "Invalid configuration" in result.stderr and needle in result.stderr
     assert not (tmp_path / "work/results/runs").exists() and not (tmp_path / "work/results/logs").exists()
+
+
+def test_offline_mode_trains_from_datasets_without_collecting(tmp_path):
+    data = yaml.safe_load((ROOT / "config/debug.yaml").read_text())
+    data.update(offline=True, datasets=["random-debug"], iterations=3, pretrain=None)
+    config = tmp_path / "offline.yaml"
+    config.write_text(yaml.safe_dump(data))
+    result = dry_run(tmp_path / "work", "-p", "--cores", "2", "train_all", "--configfile", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    counts = job_counts(output)
+    assert "collect" not in counts and counts["prefill"] == 2  # the named dataset is built once per game
+    assert counts["train_world_model"] == counts["evaluate"] == 2 * 2 * 3
+    assert "--shared results/datasets/pong/random-debug.json" in output

@@ -4,8 +4,10 @@
 # (`*.partial.pt`) is undeclared, so Snakemake never deletes it and a rerun resumes from it.
 
 
-def _shared_flags(wildcards):
-    return " ".join(f"--shared {source}" for source in W.shared_external(wildcards.game))
+def _shared_flags(wildcards, input):
+    """Shared datasets join every replay in full: the ones built here (inputs) and existing ones."""
+    sources = [*input.shared, *W.shared_external(wildcards.game)]
+    return " ".join(f"--shared {source}" for source in sources)
 
 
 def _start_flags(wildcards, input):
@@ -48,7 +50,7 @@ rule train_world_model:
         "dreamer-pipeline train-world-model --config {params.config} --game {wildcards.game} "
         "--seed {wildcards.seed} --iteration {wildcards.iteration} --updates {params.updates} "
         "--updates-before {params.updates_before} --frames {params.frames} {params.mode} {params.start} "
-        "{params.shared} --out {output.checkpoint} --videos {output.videos} {input.replay} {input.shared} "
+        "{params.shared} --out {output.checkpoint} --videos {output.videos} {input.replay} "
         "> {log} 2>&1"
 
 
@@ -74,7 +76,7 @@ rule train_actor_critic:
         "dreamer-pipeline train-actor-critic --config {params.config} --game {wildcards.game} "
         "--seed {wildcards.seed} --iteration {wildcards.iteration} --updates {params.updates} "
         "--updates-before {params.updates_before} --frames {params.frames} --world-model {input.world_model} "
-        "{params.shared} --out {output.checkpoint} {input.replay} {input.shared} > {log} 2>&1"
+        "{params.shared} --out {output.checkpoint} {input.replay} > {log} 2>&1"
 
 
 rule evaluate:
