@@ -114,6 +114,7 @@ def timed_interleaved(iterators: dict, batches: int, repeats: int) -> dict[str, 
             for _ in range(batches):
                 next(iterator)
             rates[name].append(batches / (time.perf_counter() - start))
+            time.sleep(1.0)  # let DataLoader workers refill their queue now, not during the next variant
     return rates
 
 
