@@ -109,3 +109,13 @@ def test_rerun_after_completion_does_nothing(debug_run):
     result = snakemake(workdir, "-n", "--cores", "2", "train_all", "--configfile", str(CONFIG))
     assert result.returncode == 0, result.stderr
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_html_report(debug_run):
+    workdir, _ = debug_run
+    report = workdir / "report.html"
+    result = snakemake(workdir, "--report", str(report), "train_all", "--configfile", str(CONFIG))
+    assert result.returncode == 0, result.stderr[-4000:]
+    html = report.read_text(errors="replace")
+    assert report.stat().st_size > 10_000 and "Open-loop predictions" in html and "Scores" in html
