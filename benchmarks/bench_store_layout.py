@@ -7,7 +7,9 @@ every chunk size and compressor, appends the same episodes to a fresh zarr image
 - bytes per step on disk (file sizes, and allocated blocks, which is what a file system pays for
   many small chunk files),
 - write speed (steps/s of episode appends, compression included),
-- read time of a random 50-step training window (the paper's T=50) with zarr's slicing, median.
+- read time of a random 50-step training window (the paper's T=50), median: through zarr's
+  slicing, and through `datasets.chunks.ChunkReader`, the sampler's direct chunk-file path (zstd
+  only; other codecs fall back to zarr inside it).
 
     python benchmarks/bench_store_layout.py --games pong breakout --steps 20000 --out layout.json
 
@@ -103,13 +105,19 @@ def measure(episodes: list[np.ndarray], chunk: int, compressor: str, reads: int,
     write_seconds = time.perf_counter() - start
     sizes, blocks, files = disk_usage(path)
 
+    from dreamer_pipeline.datasets.chunks import ChunkReader
+
     reader = zarr.open_array(str(path / "image"), mode="r")
+    chunk_reader = ChunkReader(reader)
     rng = np.random.default_rng(0)
-    times = []
+    times, fast_times = [], []
     for begin in rng.integers(0, total - window, size=reads):
         t0 = time.perf_counter()
         reader[begin : begin + window]
-        times.append(time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        chunk_reader.read_range(int(begin), int(begin) + window)
+        fast_times.append(time.perf_counter() - t1)
+        times.append(t1 - t0)
     shutil.rmtree(path)
     return {
         "chunk_steps": chunk,
@@ -121,6 +129,8 @@ def measure(episodes: list[np.ndarray], chunk: int, compressor: str, reads: int,
         "write_steps_per_s": total / write_seconds,
         "read_window_ms_median": 1e3 * statistics.median(times),
         "read_window_ms_p90": 1e3 * float(np.percentile(times, 90)),
+        "chunk_reader_window_ms_median": 1e3 * statistics.median(fast_times),
+        "chunk_reader_fast_path": chunk_reader.fast,
     }
 
 
@@ -136,7 +146,8 @@ def main(argv=None) -> int:
                     rows.append(row)
                     print(f"{game:<10} chunk {chunk:>4} {compressor:<9} {row['bytes_per_step']:>8.1f} B/step "
                           f"{row['disk_bytes_per_step']:>8.1f} disk B/step {row['write_steps_per_s']:>9.0f} writes/s "
-                          f"{row['read_window_ms_median']:>6.2f} ms/window", file=sys.stderr, flush=True)
+                          f"{row['read_window_ms_median']:>6.2f} ms/window (zarr) "
+                          f"{row['chunk_reader_window_ms_median']:>6.2f} ms/window (ChunkReader)", file=sys.stderr, flush=True)
     print(format_table(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": {"cpus": os.cpu_count()}, "window": args.window, "rows": rows}, indent=2))
@@ -148,7 +159,8 @@ def format_table(rows: list[dict]) -> str:
     """Per layout: bytes/step and read time per game, write speed as the median over games."""
     games = sorted({r["game"] for r in rows})
     header = "| chunk | compressor | " + " | ".join(f"{g} B/step" for g in games) + " | " \
-        + " | ".join(f"{g} disk B/step" for g in games) + " | write steps/s | read 50-step window ms |"
+        + " | ".join(f"{g} disk B/step" for g in games) \
+        + " | write steps/s | 50-step window ms (zarr) | 50-step window ms (ChunkReader) |"
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     layouts = sorted({(r["chunk_steps"], r["compressor"]) for r in rows})
     for chunk, compressor in layouts:
@@ -157,7 +169,8 @@ def format_table(rows: list[dict]) -> str:
         disks = " | ".join(f"{mine[g]['disk_bytes_per_step']:.0f}" for g in games)
         write = statistics.median(mine[g]["write_steps_per_s"] for g in games)
         read = statistics.median(mine[g]["read_window_ms_median"] for g in games)
-        lines.append(f"| {chunk} | {compressor} | {sizes} | {disks} | {write:.0f} | {read:.2f} |")
+        fast = statistics.median(mine[g]["chunk_reader_window_ms_median"] for g in games)
+        lines.append(f"| {chunk} | {compressor} | {sizes} | {disks} | {write:.0f} | {read:.2f} | {fast:.2f} |")
     return "\n".join(lines)
 
 

@@ -270,6 +270,8 @@ class StoreWriter:
         for array in writer.arrays.values():  # drop the tail of an episode that was never committed
             if array.shape[0] != committed:
                 array.resize((committed, *array.shape[1:]))
+        for leftover in path.rglob("*.partial"):  # zarr's temporary files of a write that was killed
+            leftover.unlink(missing_ok=True)
         meta["resumed"] = int(meta.get("resumed", 0)) + 1
         group.attrs[ATTRS_KEY] = meta
         return writer

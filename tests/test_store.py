@@ -118,11 +118,13 @@ def test_writer_resume_trims_an_uncommitted_tail(tmp_path):
         array = group[key]
         array.resize((30 + extra, *array.shape[1:]))
         array[30:] = 1
+    partial = path / "image" / "c" / "0" / "0" / "0" / "0.1234.partial"  # a chunk write cut short by a kill
+    partial.write_bytes(b"half a chunk")
     reader = ExperienceStore(path)
     assert reader.num_steps == 30 and len(reader.read("image")) == 30
 
     writer = StoreWriter.open(path, provenance())
-    assert all(array.shape[0] == 30 for array in writer.arrays.values())
+    assert all(array.shape[0] == 30 for array in writer.arrays.values()) and not partial.exists()
     episode = synthetic_episode(np.random.default_rng(9), 12, 30, terminal=True, reward_free=False, num_actions=6)
     writer.append_episode(episode)
     store = ExperienceStore(path)
