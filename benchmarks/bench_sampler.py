@@ -108,13 +108,16 @@ def timed_interleaved(iterators: dict, batches: int, repeats: int) -> dict[str, 
     for name, iterator in iterators.items():  # warm-up: worker start, first reads, LRU fill
         for _ in range(batches // 4 + 1):
             next(iterator)
-    for _ in range(repeats):
-        for name, iterator in iterators.items():
+    names = list(iterators)
+    for repeat in range(repeats):
+        for name in names[repeat % len(names):] + names[: repeat % len(names)]:  # rotate who goes first
+            iterator = iterators[name]
             start = time.perf_counter()
             for _ in range(batches):
                 next(iterator)
             rates[name].append(batches / (time.perf_counter() - start))
-            time.sleep(1.0)  # let DataLoader workers refill their queue now, not during the next variant
+            if "DataLoader" in name:
+                time.sleep(1.0)  # its workers refill their queue now, not during the next variant
     return rates
 
 
