@@ -81,10 +81,16 @@ class Decoder(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """features (N, F) -> image mean (N, C, 64, 64)."""
-        x = self.dense(features).reshape(-1, 32 * self.depth, 1, 1)
+        x = self.dense(features)
+        # A transposed convolution of a 1x1 input is a matmul: out[n, c, i, j] = sum_k x[n, k] *
+        # W[k, c, i, j] + b[c]. oneDNN runs this layer ~20x slower than the equivalent matmul.
+        first = self.layers[0]
+        out_channels, kernel = first.out_channels, first.kernel_size
+        x = (x @ first.weight.reshape(x.shape[-1], -1)).reshape(-1, out_channels, *kernel)
+        x = x + first.bias.reshape(1, -1, 1, 1)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.layers(x)
+        return self.layers[1:](x)
 
 
 class MLP(nn.Module):
