@@ -22,11 +22,13 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
+
+from .chunk_writer import ChunkAppender
 
 FORMAT_NAME = "dreamer-pipeline/experience"
 FORMAT_VERSION = 1
@@ -213,6 +215,7 @@ class StoreWriter:
         self.meta = meta
         self.reward_free = bool(meta["reward_free"])
         self.arrays = {key: group[key] for key in array_keys(self.reward_free)}
+        self._appenders: dict[str, ChunkAppender | None] | None = None  # built on the first append
 
     @classmethod
     def open(
@@ -286,13 +289,39 @@ class StoreWriter:
 
     def append_episode(self, episode: Mapping[str, np.ndarray]) -> None:
         """Write one whole episode, then commit it by bumping the counters."""
-        length = validate_episode(episode, self.reward_free)
+        self.append_episodes([episode])
+
+    def append_episodes(self, episodes: Sequence[Mapping[str, np.ndarray]]) -> None:
+        """Write whole episodes, then commit them together with one bump of the counters.
+
+        Committing several episodes at once amortises the commit's file replacements (each chunk
+        holding the end of the data, each array's metadata and the group's attributes), which cost
+        far more than the data on a journaling file system (see pipelines/collector.py).
+        """
+        lengths = [validate_episode(episode, self.reward_free) for episode in episodes]  # all, before any write
+        if not lengths:
+            return
         start = self.committed_steps
-        for key, array in self.arrays.items():
-            array.resize((start + length, *array.shape[1:]))
-            array[start : start + length] = np.asarray(episode[key])
-        self.meta["committed_steps"] = start + length
-        self.meta["committed_episodes"] = self.committed_episodes + 1
+        try:
+            if self._appenders is None:  # direct chunk-file writes where possible (see chunk_writer.py)
+                self._appenders = {key: ChunkAppender.for_array(array, start) for key, array in self.arrays.items()}
+            for key, array in self.arrays.items():
+                appender = self._appenders[key]
+                values = np.concatenate([np.asarray(episode[key]) for episode in episodes]) if len(episodes) > 1 \
+                    else np.asarray(episodes[0][key])
+                if appender is not None:
+                    appender.append(values)
+                else:
+                    array.resize((start + len(values), *array.shape[1:]))
+                    array[start : start + len(values)] = values
+            for appender in self._appenders.values():  # lengths become visible after every chunk is written
+                if appender is not None:
+                    appender.publish()
+        except BaseException:
+            self._appenders = None  # start over from the committed counter on the next call
+            raise
+        self.meta["committed_steps"] = start + sum(lengths)
+        self.meta["committed_episodes"] = self.committed_episodes + len(lengths)
         self.group.attrs[ATTRS_KEY] = self.meta  # the commit point
 
     def update_attrs(self, **values: Any) -> None:

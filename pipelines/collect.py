@@ -95,12 +95,15 @@ def load_policy(spec: str, mode: str, device: str):
 @click.option("--noop-max", type=click.IntRange(min=0), default=None, help="Random no-op frames on reset [paper: 30].")
 @click.option("--chunk-steps", type=click.IntRange(min=1), default=None,
               help="Steps per zarr chunk for a new store [default: the store's DEFAULT_CHUNK_STEPS].")
+@click.option("--commit-every", "commit_steps", type=click.IntRange(min=1), default=None,
+              help="Commit finished episodes once this many of their steps wait [default: 1024; also every "
+              "10 s]. A killed run loses at most these plus its unfinished episodes.")
 @click.option("--marker", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write this dataset manifest (listing the store) once the store is complete "
               "(used by the Snakemake rules).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def collect_command(game, store, steps, envs, threads, seed, policy_spec, policy_mode, device, config_path, sticky,
-                    full_action_space, max_episode_steps, noop_max, chunk_steps, marker, progress):
+                    full_action_space, max_episode_steps, noop_max, chunk_steps, commit_steps, marker, progress):
     """Play GAME with a policy and store whole episodes in a zarr experience store.
 
     Runs until the store holds at least --steps committed agent steps. Only whole episodes are
@@ -123,7 +126,7 @@ def collect_command(game, store, steps, envs, threads, seed, policy_spec, policy
     from dreamer_pipeline.models.config_schema import ConfigError
 
     from .atari import EnvConfig, UnknownGameError
-    from .collector import CollectError, collect
+    from .collector import DEFAULT_COMMIT_STEPS, CollectError, collect
 
     try:
         env_config = env_config_from_file(config_path) if config_path else EnvConfig()
@@ -138,6 +141,7 @@ def collect_command(game, store, steps, envs, threads, seed, policy_spec, policy
         result = collect(
             store, game, steps, num_envs=envs, seed=seed, env_config=env_config, policy=policy,
             chunk_steps=chunk_steps or DEFAULT_CHUNK_STEPS, num_threads=threads, progress=progress,
+            commit_steps=commit_steps or DEFAULT_COMMIT_STEPS,
         )
     except (StoreError, ConfigError, UnknownGameError, CollectError, ValueError) as error:
         raise click.ClickException(str(error)) from None

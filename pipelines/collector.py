@@ -1,8 +1,9 @@
 """Collect whole Atari episodes with a policy into one experience store.
 
 `collect(path, game, target_steps, ...)` steps N environments together (`VectorAtari`), asks the
-policy for N actions per vector step, keeps one episode buffer per environment, and appends each
-episode to the store when it ends (`StoreWriter.append_episode` commits it whole). It stops once
+policy for N actions per vector step, keeps one episode buffer per environment, and commits
+finished episodes whole, in batches of about `commit_steps` steps (`StoreWriter.append_episodes`).
+It stops once
 the store holds at least `target_steps` committed agent steps. Episodes still running then are
 discarded (their steps are counted in `CollectResult.discarded_steps`): a store holds only whole
 episodes, so the last committed episode may overshoot the target by less than one episode.
@@ -42,6 +43,10 @@ from dreamer_pipeline.datasets.store import (
 
 from .atari import EnvConfig, VectorAtari
 from .policy import Policy, RandomPolicy
+
+
+DEFAULT_COMMIT_STEPS = 1024
+DEFAULT_COMMIT_SECONDS = 10.0
 
 
 class CollectError(RuntimeError):
@@ -193,6 +198,8 @@ def collect(
     chunk_steps: int = DEFAULT_CHUNK_STEPS,
     zstd_level: int = DEFAULT_ZSTD_LEVEL,
     num_threads: int | None = None,
+    commit_steps: int = DEFAULT_COMMIT_STEPS,
+    commit_seconds: float = DEFAULT_COMMIT_SECONDS,
     progress: bool = True,
     handle_signals: bool = True,
 ) -> CollectResult:
@@ -202,11 +209,19 @@ def collect(
     policy must act over the game's action set. Reruns resume; the provenance (game, environment
     settings, action set, policy, seed) must then match the store's. Returns a `CollectResult`;
     `result.stopped_by` is set when SIGINT/SIGTERM ended the run early.
+
+    Finished episodes are committed together once `commit_steps` steps of them wait, or after
+    `commit_seconds`, and always at the end. A commit replaces a dozen small files (the last chunk
+    of each array, their metadata, the counters), which on ext4 costs milliseconds, far more than
+    the data; committing every episode made writing the bottleneck. A killed collector loses the
+    uncommitted episodes (at most about `commit_steps` steps) plus the unfinished ones.
     """
     if target_steps < 1:
         raise CollectError(f"target_steps must be at least 1, got {target_steps}")
     if seed < 0:
         raise CollectError(f"seed must be >= 0, got {seed}")
+    if commit_steps < 1:
+        raise CollectError(f"commit_steps must be at least 1, got {commit_steps}")
     path = Path(path)
     start_time = time.perf_counter()
     with VectorAtari(game, num_envs, env_config, num_threads=num_threads) as env:
@@ -241,7 +256,7 @@ def collect(
         writer.update_attrs(runs=runs + [run_record])
         if writer.committed_steps < target_steps:
             with _StopOnSignals(handle_signals) as stop:
-                _run(env, policy, writer, env_seeds, result, stop, progress)
+                _run(env, policy, writer, env_seeds, result, stop, progress, commit_steps, commit_seconds)
                 result.stopped_by = stop.received
         result.seconds = time.perf_counter() - start_time
         run_record.update(
@@ -264,6 +279,43 @@ def _already_complete(path: Path, attrs: dict[str, Any], target_steps: int) -> E
     return store if store.num_steps >= target_steps else None
 
 
+class _Committer:
+    """Finished episodes waiting to be committed together (see `collect`'s commit_steps)."""
+
+    def __init__(self, writer: StoreWriter, result: CollectResult, commit_steps: int, commit_seconds: float):
+        self.writer, self.result = writer, result
+        self.commit_steps, self.commit_seconds = commit_steps, commit_seconds
+        self.episodes: list[dict[str, np.ndarray]] = []
+        self.returns: list[float] = []
+        self.steps = 0
+        self.last = time.monotonic()
+
+    @property
+    def collected_steps(self) -> int:
+        """Committed steps plus the whole episodes waiting to be committed."""
+        return self.writer.committed_steps + self.steps
+
+    def add(self, episode: dict[str, np.ndarray], score: float) -> None:
+        self.episodes.append({key: value.copy() for key, value in episode.items()})  # the buffer is reused
+        self.returns.append(float(score))
+        self.steps += len(episode["is_first"])
+
+    def due(self) -> bool:
+        return self.steps >= self.commit_steps or (
+            bool(self.episodes) and time.monotonic() - self.last >= self.commit_seconds
+        )
+
+    def commit(self) -> None:
+        if self.episodes:
+            self.writer.append_episodes(self.episodes)
+            self.result.new_steps += self.steps
+            self.result.new_episodes += len(self.episodes)
+            self.result.returns.extend(self.returns)
+            self.result.lengths.extend(len(e["is_first"]) for e in self.episodes)
+        self.episodes, self.returns, self.steps = [], [], 0
+        self.last = time.monotonic()
+
+
 def _run(
     env: VectorAtari,
     policy: Policy,
@@ -272,8 +324,10 @@ def _run(
     result: CollectResult,
     stop: _StopOnSignals,
     progress: bool,
+    commit_steps: int,
+    commit_seconds: float,
 ) -> None:
-    """The hot loop: one vector step per iteration, episodes committed as they end."""
+    """The hot loop: one vector step per iteration; finished episodes are committed in batches."""
     n = env.num_envs
     buffers = [EpisodeBuffer() for _ in range(n)]
     image = env.reset(env_seeds)
@@ -281,18 +335,13 @@ def _run(
         buffers[i].start(image[i])
     is_first = np.ones(n, bool)
     state = policy.initial_state(n)
-    bar = tqdm(
-        total=result.target_steps,
-        initial=writer.committed_steps,
-        unit="step",
-        desc=f"collect {env.game}",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
+    pending = _Committer(writer, result, commit_steps, commit_seconds)
+    bar = tqdm(total=result.target_steps, initial=writer.committed_steps, unit="step", desc=f"collect {env.game}",
+               disable=not progress, dynamic_ncols=True)
     recent: list[float] = []
     loop_start = time.perf_counter()
     try:
-        while writer.committed_steps < result.target_steps and stop.received is None:
+        while pending.collected_steps < result.target_steps and stop.received is None:
             actions, state = policy.act(image, is_first, state)
             actions = np.asarray(actions)
             step = env.step(actions)
@@ -309,19 +358,22 @@ def _run(
                         buffer.add(step.image[i], actions[i], step.reward[i])
                         continue
                     buffer.add(step.last_image[i], actions[i], step.reward[i])
-                    writer.append_episode(buffer.episode(terminal=bool(step.terminated[i])))
-                    result.new_steps += buffer.length
-                    result.new_episodes += 1
-                    result.returns.append(float(buffer.score))
-                    result.lengths.append(int(buffer.length))
-                    recent = (recent + [float(buffer.score)])[-20:]
+                    pending.add(buffer.episode(terminal=bool(step.terminated[i])), buffer.score)
+                    recent = (recent + [buffer.score])[-20:]
                     bar.update(buffer.length)
-                    bar.set_postfix(episodes=writer.committed_episodes, ret=f"{np.mean(recent):.1f}", refresh=False)
+                    bar.set_postfix(episodes=writer.committed_episodes + len(pending.episodes),
+                                    ret=f"{np.mean(recent):.1f}", refresh=False)
                     buffer.start(step.image[i])
-                    if writer.committed_steps >= result.target_steps:
+                    if pending.collected_steps >= result.target_steps:
                         break
                 is_first = done
             image = step.image
+            if pending.due():
+                pending.commit()
+        pending.commit()  # the target is reached, or a signal asked to stop: keep every whole episode
+    except Exception:
+        pending.commit()  # whole episodes are valid whatever failed (the policy, the emulator)
+        raise
     finally:
         result.loop_seconds = time.perf_counter() - loop_start
         bar.close()

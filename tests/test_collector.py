@@ -209,7 +209,8 @@ def wait_for_episodes(store, episodes: int, process: subprocess.Popen, timeout: 
 
 def test_sigkill_then_rerun_resumes(tmp_path):
     store, target = tmp_path / "killed.zarr", 600
-    process = subprocess.Popen(collect_cli(store, target), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    command = collect_cli(store, target, "--commit-every", "60")  # commits every 2 episodes of <= 31 steps
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wait_for_episodes(store, 2, process)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
@@ -218,7 +219,7 @@ def test_sigkill_then_rerun_resumes(tmp_path):
     assert 2 <= killed.num_episodes and killed.num_steps < target and len(index) == killed.num_episodes
     before = read_all(store)
 
-    rerun = subprocess.run(collect_cli(store, target), capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     resumed = ExperienceStore(store)
     assert resumed.num_steps >= target
@@ -232,7 +233,8 @@ def test_sigkill_then_rerun_resumes(tmp_path):
 
 def test_sigterm_stops_cleanly(tmp_path):
     store = tmp_path / "stopped.zarr"
-    process = subprocess.Popen(collect_cli(store, 100_000), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = collect_cli(store, 100_000, "--commit-every", "1")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_episodes(store, 1, process)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
@@ -272,3 +274,30 @@ def test_cli_config_file_and_inspect(tmp_path):
     assert "image" in text and "zstd" in text and "episode length mean" in text
     result = runner.invoke(main, ["inspect", str(tmp_path)])
     assert result.exit_code == 1 and "not a zarr v3 group" in result.output
+
+
+class InterruptingPolicy(RandomPolicy):
+    """Sends SIGINT to its own process on its `after`-th call, like a user pressing Ctrl-C."""
+
+    def __init__(self, num_actions: int, after: int):
+        super().__init__(num_actions, 0)
+        self.calls, self.after = 0, after
+
+    def act(self, image, is_first, state):
+        self.calls += 1
+        if self.calls == self.after:
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().act(image, is_first, state)
+
+
+def test_sigint_commits_finished_episodes_and_stops(tmp_path):
+    config = EnvConfig(max_episode_steps=20)
+    policy = InterruptingPolicy(4, after=70)  # 3 episodes of 21 steps finish before the signal
+    result = collect(tmp_path / "int.zarr", "breakout", 10_000, env_config=config, policy=policy,
+                     commit_steps=10**9, commit_seconds=1e9, progress=False)  # nothing committed before the stop
+    assert result.stopped_by == "SIGINT" and policy.calls == 70  # stopped right after that vector step
+    store = ExperienceStore(result.path)
+    assert store.num_episodes == result.new_episodes == 3 and store.num_steps == 63
+    assert result.discarded_steps == 1 + 70 - 3 * 20 and not result.complete  # the reset step + 10 transitions
+    assert all(type(r) is float for r in result.returns)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored

@@ -159,3 +159,37 @@ def test_append_validates_episodes(tmp_path):
     assert writer.committed_steps == 0  # nothing half-committed
     writer.append_episode(good)
     assert validate_episode(good, reward_free=False) == 5 and ExperienceStore(tmp_path / "v.zarr").num_steps == 5
+
+
+def test_append_episodes_commits_a_batch_at_once(tmp_path):
+    writer = StoreWriter.open(tmp_path / "batch.zarr", provenance(), chunk_steps=16)
+    rng = np.random.default_rng(1)
+    episodes = [synthetic_episode(rng, n, 0, terminal=False, reward_free=False, num_actions=6) for n in (7, 30, 1)]
+    bad = {**episodes[2], "reward": np.ones(1, np.float32)}
+    with pytest.raises(ValueError, match="reward 0"):
+        writer.append_episodes(episodes[:2] + [bad])  # validated before anything is written
+    assert writer.committed_steps == 0
+    writer.append_episodes(episodes)
+    store = ExperienceStore(tmp_path / "batch.zarr")
+    assert (store.num_steps, store.num_episodes) == (38, 3) and store.episodes().lengths.tolist() == [7, 30, 1]
+    for key in KEYS:
+        np.testing.assert_array_equal(store.read(key), np.concatenate([e[key] for e in episodes]))
+
+
+def test_direct_chunk_writes_equal_zarr_writes(tmp_path):
+    """StoreWriter writes chunk files itself (datasets/chunk_writer.py); the bytes must be zarr's."""
+    rng = np.random.default_rng(2)
+    episodes = [synthetic_episode(rng, n, 0, terminal=True, reward_free=False, num_actions=6) for n in (40, 3, 90)]
+    for name, direct in (("direct", True), ("zarr", False)):
+        writer = StoreWriter.open(tmp_path / f"{name}.zarr", provenance(), chunk_steps=16)
+        if not direct:
+            writer._appenders = {key: None for key in writer.arrays}  # force zarr's own writes
+        for episode in episodes:
+            writer.append_episode(episode)
+    for key in KEYS:
+        direct_files = sorted(p.relative_to(tmp_path / "direct.zarr") for p in (tmp_path / "direct.zarr" / key).rglob("c/**/*") if p.is_file())
+        zarr_files = sorted(p.relative_to(tmp_path / "zarr.zarr") for p in (tmp_path / "zarr.zarr" / key).rglob("c/**/*") if p.is_file())
+        assert direct_files == zarr_files and direct_files
+        for rel in direct_files:
+            assert (tmp_path / "direct.zarr" / rel).read_bytes() == (tmp_path / "zarr.zarr" / rel).read_bytes(), rel
+    assert ExperienceStore(tmp_path / "direct.zarr").arrays["image"].shape[0] == 133
