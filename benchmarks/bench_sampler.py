@@ -100,11 +100,14 @@ def build_store(path: Path, episodes: list[np.ndarray], steps: int, game: str) -
     return path
 
 
-def timed_interleaved(iterators: dict, batches: int, repeats: int) -> dict[str, list[float]]:
+def timed_interleaved(iterators: dict, batches: int, repeats: int) -> tuple[dict, dict]:
     """batches/s per variant; the variants take turns within each repeat, so they share the same
     background load (this machine is shared) and their ratios are fair even when the absolute
-    numbers are noisy."""
+    numbers are noisy. Also batches per CPU-second of this process (`time.process_time`), which
+    other processes' load barely changes: what one idle core would do (not counted for DataLoader
+    workers, whose CPU time is spent in other processes)."""
     rates: dict[str, list[float]] = {name: [] for name in iterators}
+    cpu_rates: dict[str, list[float]] = {name: [] for name in iterators}
     for name, iterator in iterators.items():  # warm-up: worker start, first reads, LRU fill
         for _ in range(batches // 4 + 1):
             next(iterator)
@@ -112,13 +115,14 @@ def timed_interleaved(iterators: dict, batches: int, repeats: int) -> dict[str, 
     for repeat in range(repeats):
         for name in names[repeat % len(names):] + names[: repeat % len(names)]:  # rotate who goes first
             iterator = iterators[name]
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for _ in range(batches):
                 next(iterator)
             rates[name].append(batches / (time.perf_counter() - start))
+            cpu_rates[name].append(batches / max(time.process_time() - cpu_start, 1e-9))
             if "DataLoader" in name:
                 time.sleep(1.0)  # its workers refill their queue now, not during the next variant
-    return rates
+    return rates, cpu_rates
 
 
 def numpy_ceiling(data, batch_size: int, seq_len: int):
@@ -167,14 +171,21 @@ def main(argv=None) -> dict:
         start = time.perf_counter()
         iterators[name] = make()
         print(f"  {name:<30} built in {time.perf_counter() - start:.2f} s", flush=True)
-    rates = timed_interleaved(iterators, args.batches, args.repeats)
-    results = {name: {"median_batches_per_s": statistics.median(r), "runs": r} for name, r in rates.items()}
+    rates, cpu_rates = timed_interleaved(iterators, args.batches, args.repeats)
+    results = {
+        name: {"median_batches_per_s": statistics.median(r), "runs": r,
+               "median_batches_per_cpu_s": None if "DataLoader" in name else statistics.median(cpu_rates[name])}
+        for name, r in rates.items()
+    }
     ceiling = results["numpy-ram (ceiling)"]["median_batches_per_s"]
-    print(f"\n{'variant':<30} {'batches/s':>10} {'steps/s':>10} {'ratio to RAM':>13}")
+    cpu_ceiling = results["numpy-ram (ceiling)"]["median_batches_per_cpu_s"]
+    print(f"\n{'variant':<30} {'batches/s':>10} {'steps/s':>10} {'ratio to RAM':>13} {'batches/cpu-s':>14} {'ratio':>6}")
     for name, result in results.items():
-        rate = result["median_batches_per_s"]
+        rate, cpu = result["median_batches_per_s"], result["median_batches_per_cpu_s"]
         result["ratio_to_ceiling"] = rate / ceiling
-        print(f"{name:<30} {rate:>10.1f} {rate * B * T:>10.0f} {rate / ceiling:>13.2f}")
+        result["cpu_ratio_to_ceiling"] = None if cpu is None else cpu / cpu_ceiling
+        cpu_text = f"{cpu:>14.1f} {cpu / cpu_ceiling:>6.2f}" if cpu is not None else f"{'n/a':>14} {'':>6}"
+        print(f"{name:<30} {rate:>10.1f} {rate * B * T:>10.0f} {rate / ceiling:>13.2f} {cpu_text}")
     report = {"game": args.game, "store_steps": data.num_steps, "image_bytes_per_step_on_disk": disk / data.num_steps,
               "batch_size": B, "seq_len": T, "batches_per_run": args.batches, "repeats": args.repeats,
               "results": results}

@@ -20,7 +20,8 @@ are loaded into RAM once; images (4 kB/step, 8 GB for a 2M-step replay) are read
 decoded chunk at a time, through `ChunkReader` (see chunks.py for the measurements behind it).
 `cache`:
 - `"none"` (default): every batch reads and decodes the chunks its windows touch, each once,
-  with `threads` decoding concurrently, into scratch buffers reused across batches.
+  with `threads` decoding concurrently (default: half the usable cores, 1 to 4), into scratch
+  buffers reused across batches.
 - `"lru"`: additionally keeps up to `cache_bytes` of decoded chunks across batches (helps when the
   dataset is not much bigger than the cache).
 - `"ram"`: decodes every image of the used episodes into RAM up front (4 kB/step); the fastest,
@@ -46,6 +47,20 @@ CACHES = ("none", "lru", "ram")
 DEFAULT_CACHE_BYTES = 512 * 2**20
 
 
+def default_threads() -> int:
+    """Decode threads: half the cores this process may use, 1 to 4.
+
+    Measured on a shared 2-core machine (benchmarks/bench_sampler.py): with the cores busy, a
+    second thread costs more than it gains (79 vs 101 batches/s), so two cores get one thread;
+    zstd releases the GIL, so hosts with spare cores profit from a few.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores // 2))
+
+
 class SamplerError(DatasetError):
     """Sampler settings that cannot work with this dataset (e.g. no episode of at least T steps)."""
 
@@ -64,7 +79,7 @@ class SequenceSampler:
         cache: str = "none",
         *,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
-        threads: int = 2,
+        threads: int | None = None,
         progress: bool = False,
     ):
         if mode not in MODES:
@@ -83,7 +98,7 @@ class SequenceSampler:
         self.cache = cache
         self.has_reward = data.has_reward
         self.rng = np.random.default_rng(seed)
-        self.threads = max(1, int(threads))
+        self.threads = default_threads() if threads is None else max(1, int(threads))
         self._pool: ThreadPoolExecutor | None = None
 
         table = data.episodes
