@@ -32,6 +32,7 @@ from torch.nn import functional as F
 from .config import BehaviourConfig
 from .networks import MLP
 from .optim import Optimizer
+from . import returns
 from .returns import lambda_return, step_weights
 from .rssm import RSSMState
 from .world_model import WorldModel
@@ -114,18 +115,12 @@ class ActorCritic(nn.Module):
             value = self.target_critic(features).float()
             target = lambda_return(reward[:-1], value[:-1], discount[:-1], value[-1], config.return_lambda)
 
-        log_policy = torch.log_softmax(logits[:-1], -1)  # pi(. | z_t), t = 0 .. H-2
-        taken = actions[1:-1].detach()  # a_{t+1}
-        advantage = (target[1:] - value[:-2]).detach()
-        objective = (log_policy * taken).sum(-1) * advantage
-        if dynamics:
-            objective = config.reinforce_fraction * objective + (1 - config.reinforce_fraction) * target[1:]
-        entropy = -(log_policy.exp() * log_policy).sum(-1)
-        objective = objective + config.entropy_scale * entropy
-        actor_loss = -(weight[:-2] * objective).mean()
-
+        # t = 0 .. H-2: the action a_{t+1} chosen in z_t, its target R_{t+1}, baseline v(z_t).
+        actor_loss, entropy, advantage = returns.actor_loss(
+            logits[:-1], actions[1:-1], target[1:], value[:-2], weight[:-2], config.entropy_scale,
+            config.reinforce_fraction)
         prediction = self.critic(features[:-1].detach()).float()
-        critic_loss = (weight[:-1] * 0.5 * (prediction - target.detach()).square()).mean()
+        critic_loss = returns.critic_loss(prediction, target, weight[:-1])
 
         metrics = {
             "actor/loss": actor_loss.detach(),

@@ -38,3 +38,31 @@ def step_weights(discount: torch.Tensor) -> torch.Tensor:
     """
     shifted = torch.cat([torch.ones_like(discount[:1]), discount[:-1]], 0)
     return torch.cumprod(shifted, 0)
+
+
+def actor_loss(
+    logits: torch.Tensor, taken: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor, weight: torch.Tensor,
+    entropy_scale: float, reinforce_fraction: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The actor loss of paper Eq. 6 for the H - 1 actions that have a target.
+
+    logits (K, N, A): pi(. | z_t); taken (K, N, A) one-hot a_{t+1}; target (K, N) R_{t+1};
+    baseline (K, N) v_target(z_t); weight (K, N) w_t. Loss
+    -mean(w_t [rho log pi(a_{t+1}) sg(R_{t+1} - v(z_t)) + (1 - rho) R_{t+1} + eta H(pi)]);
+    the (1 - rho) term carries gradients only if `target` was computed with them (dynamics
+    backpropagation through straight-through actions). Returns (loss, entropy, advantage).
+    """
+    log_policy = torch.log_softmax(logits, -1)
+    advantage = (target - baseline).detach()
+    objective = (log_policy * taken.detach()).sum(-1) * advantage
+    if reinforce_fraction < 1.0:
+        objective = reinforce_fraction * objective + (1 - reinforce_fraction) * target
+    entropy = -(log_policy.exp() * log_policy).sum(-1)
+    objective = objective + entropy_scale * entropy
+    return -(weight.detach() * objective).mean(), entropy, advantage
+
+
+def critic_loss(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """mean(w_t * 0.5 (v(z_t) - sg(R_t))^2): the published unit-variance Gaussian NLL of the
+    lambda-return without its constant (same gradients)."""
+    return (weight.detach() * 0.5 * (prediction - target.detach()).square()).mean()
