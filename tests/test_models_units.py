@@ -294,19 +294,22 @@ def test_gradient_clipping_to_global_norm():
 
 def test_target_critic_copied_exactly_every_100_updates():
     agent = Agent(preset("debug"), num_actions=2)
-    batch = make_batch(1, 2, 2)
     ac = agent.actor_critic
+    agent.train_behaviour(make_batch(1, 2, 2))  # a real update: copies after update 0 (published)
+    assert agent.behaviour_updates == 1
+    assert all(torch.equal(t, c) for t, c in zip(ac.target_critic.parameters(), ac.critic.parameters()))
     changed_at = []
-    previous = [p.clone() for p in ac.target_critic.parameters()]
-    for update in range(1, 203):
-        agent.train_behaviour(batch)
-        current = [p.clone() for p in ac.target_critic.parameters()]
+    for update in range(2, 303):
+        with torch.no_grad():  # stand-in for a critic step: the critic changes every update
+            for p in ac.critic.parameters():
+                p.add_(0.01)
+        previous = [p.clone() for p in ac.target_critic.parameters()]
+        ac.update_target()
+        current = list(ac.target_critic.parameters())
         if any(not torch.equal(a, b) for a, b in zip(previous, current)):
             changed_at.append(update)
             assert all(torch.equal(t, c) for t, c in zip(current, ac.critic.parameters()))
-        previous = current
-    assert changed_at == [1, 101, 201]
-    assert agent.behaviour_updates == 202
+    assert changed_at == [101, 201, 301]
 
 
 # ----------------------------------------------------------------------------- ablation switches
