@@ -43,7 +43,8 @@ MINARI_LAYOUT_VERSION = "0.5.4"  # the Minari release whose layout this writes (
 EXPORT_FORMAT = "dreamer-pipeline/minari-export"
 EXPORT_VERSION = 1
 # Store attributes the writer manages itself; the rest is restored from the export.
-_MANAGED = ("format", "format_version", "committed_steps", "committed_episodes", "reward_free", "chunk_steps")
+_MANAGED = ("format", "format_version", "committed_steps", "committed_episodes", "reward_free", "chunk_steps",
+            "scalar_chunk_steps")
 
 
 class HDF5Error(ValueError):
