@@ -7,7 +7,10 @@ For each environment count, alternately (so both see the same machine load):
   fresh zarr store (episode buffers, validation, compression, commits).
 
 Reported: agent steps/s of each (medians over --repeats), their ratio (collector / raw; 1.0 means
-the store costs nothing), and the store's bytes per step (file sizes and allocated blocks).
+the store costs nothing), the share of the collector's loop spent inside the emulator's step (a
+within-run measure that other jobs' load does not skew: 1 - share is the collector's own cost:
+policy, buffers, compression, commits), and the store's bytes per step (file sizes and allocated
+blocks).
 
     python benchmarks/bench_collect.py --game pong --envs 1 2 4 8 --steps 4000 --out collect.json
 """
@@ -65,6 +68,7 @@ def collector_run(game: str, envs: int, steps: int, seed: int, root: Path) -> di
             blocks += stat.st_blocks * 512
     return {
         "steps_per_s": result.env_steps / result.loop_seconds,
+        "emulator_share": result.env_seconds / result.loop_seconds,
         "committed_steps": result.committed_steps,
         "bytes_per_step": sizes / result.committed_steps,
         "disk_bytes_per_step": blocks / result.committed_steps,
@@ -90,16 +94,19 @@ def main(argv=None) -> int:
                 "raw_steps_per_s": statistics.median(raw),
                 "collector_steps_per_s": statistics.median(ours),
                 "ratio_median": statistics.median(ratios),
+                "emulator_share_median": statistics.median(s["emulator_share"] for s in stores),
                 "bytes_per_step": statistics.median(s["bytes_per_step"] for s in stores),
                 "disk_bytes_per_step": statistics.median(s["disk_bytes_per_step"] for s in stores),
                 "raw_all": raw, "collector_all": ours,
             })
     lines = [f"game {args.game}, {args.steps} agent steps per measurement, medians of {args.repeats}",
-             "| envs | raw env steps/s | collector steps/s | ratio | store B/step | disk B/step |",
-             "|---|---|---|---|---|---|"]
+             "| envs | raw env steps/s | collector steps/s | ratio | emulator share of collector loop | "
+             "store B/step | disk B/step |",
+             "|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['envs']} | {row['raw_steps_per_s']:.0f} | {row['collector_steps_per_s']:.0f} | "
-                     f"{row['ratio_median']:.2f} | {row['bytes_per_step']:.0f} | {row['disk_bytes_per_step']:.0f} |")
+                     f"{row['ratio_median']:.2f} | {row['emulator_share_median']:.3f} | {row['bytes_per_step']:.0f} | "
+                     f"{row['disk_bytes_per_step']:.0f} |")
     print("\n".join(lines))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"game": args.game, "steps": args.steps, "cpus": os.cpu_count(), "rows": rows},

@@ -66,7 +66,9 @@ class CollectResult:
     discarded_steps: int = 0  # steps of the episodes still running when the call stopped (dropped)
     env_steps: int = 0  # agent steps (actions) taken by this call
     seconds: float = 0.0  # wall time of the call, setting up included
-    loop_seconds: float = 0.0  # wall time of the collection loop (stepping, acting, writing)
+    loop_seconds: float = 0.0  # wall time of the collection loop (stepping, acting, writing), after the reset
+    reset_seconds: float = 0.0  # wall time of the first reset of every environment
+    env_seconds: float = 0.0  # part of loop_seconds spent inside the emulator's step
     stopped_by: str | None = None  # "SIGINT" / "SIGTERM" when a signal stopped the run
     returns: list[float] = field(default_factory=list)  # of the episodes committed by this call
     lengths: list[int] = field(default_factory=list)
@@ -251,6 +253,8 @@ def collect(
             "num_envs": num_envs,
             "target_steps": int(target_steps),
             "steps_before": writer.committed_steps,
+            "commit_steps": int(commit_steps),
+            "versions": _versions(),
         }
         runs = list(writer.meta.get("runs", []))
         writer.update_attrs(runs=runs + [run_record])
@@ -266,6 +270,18 @@ def collect(
         )
         writer.update_attrs(runs=runs + [run_record])
     return result
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("dreamer-pipeline", "ale-py", "zarr", "numpy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
 
 
 def _already_complete(path: Path, attrs: dict[str, Any], target_steps: int) -> ExperienceStore | None:
@@ -330,7 +346,9 @@ def _run(
     """The hot loop: one vector step per iteration; finished episodes are committed in batches."""
     n = env.num_envs
     buffers = [EpisodeBuffer() for _ in range(n)]
+    reset_start = time.perf_counter()
     image = env.reset(env_seeds)
+    result.reset_seconds = time.perf_counter() - reset_start
     for i in range(n):
         buffers[i].start(image[i])
     is_first = np.ones(n, bool)
@@ -344,7 +362,9 @@ def _run(
         while pending.collected_steps < result.target_steps and stop.received is None:
             actions, state = policy.act(image, is_first, state)
             actions = np.asarray(actions)
+            env_start = time.perf_counter()
             step = env.step(actions)
+            result.env_seconds += time.perf_counter() - env_start
             result.env_steps += n
             done = step.terminated | step.truncated
             if not done.any():
