@@ -70,10 +70,14 @@ def replay_iterations(cfg: PipelineConfig, iterations: list[Iteration], k: int) 
     return cfg.prefill.steps > window_start, collected
 
 
+SEED_LIMIT = 2**30  # ale-py takes int32 seeds; evaluation adds the environment index to its seed
+
+
 def shard_seed(run_seed: int, iteration: int, shard: int) -> int:
     """A distinct, reproducible environment/policy seed for every collector job."""
-    return int(np.random.SeedSequence([run_seed, iteration, shard]).generate_state(1)[0])
+    return int(np.random.SeedSequence([run_seed, iteration, shard]).generate_state(1)[0]) % SEED_LIMIT
 
 
 def eval_seed(run_seed: int, iteration: int) -> int:
-    return int(np.random.SeedSequence([run_seed, iteration, 10**6]).generate_state(1)[0])
+    """The seed of iteration k's evaluation environments (independent of the collectors')."""
+    return int(np.random.SeedSequence([run_seed, iteration, 10**6]).generate_state(1)[0]) % SEED_LIMIT

@@ -140,3 +140,10 @@ def test_check_config_command(tmp_path):
     )
     assert ok.returncode == 0, ok.stderr
     assert yaml.safe_load(ok.stdout)["variant"] == "debug"
+
+
+def test_seeds_fit_ale_py():
+    from dreamer_pipeline.pipelines.schedule import eval_seed, shard_seed
+
+    seeds = [shard_seed(s, k, j) for s in range(3) for k in range(50) for j in range(3)] + [eval_seed(s, k) for s in range(3) for k in range(50)]
+    assert all(0 <= seed < 2**31 - 1000 for seed in seeds) and len(set(seeds)) == len(seeds)
