@@ -47,6 +47,7 @@ class ChunkAppender:
         self.fill_value = array.metadata.fill_value
         self.length = int(length)
         self.published = int(length)
+        self._made_directories: set[Path] = set()
         self._chunk_path_of = lambda index: directory / array.metadata.encode_chunk_key((index,) + (0,) * len(self.step_shape))
         # The chunk that holds step `length` (partly filled): keep its committed rows in memory.
         self.tail = np.full((self.chunk_steps, *self.step_shape), self.fill_value, self.dtype)
@@ -85,7 +86,9 @@ class ChunkAppender:
 
     def _write_chunk(self, index: int, chunk: np.ndarray) -> None:
         path = self._chunk_path_of(index)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent not in self._made_directories:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made_directories.add(path.parent)
         _atomic_write(path, self.codec.encode(np.ascontiguousarray(chunk)))
 
 
