@@ -88,7 +88,8 @@ def _human_bytes(n: int) -> str:
 def format_description(info: dict[str, Any]) -> str:
     counts, lines = info["counts"], [f"experience store {info['path']}"]
     lines.append(f"  steps {counts['steps']:,}  episodes {counts['episodes']:,}  frames {counts['frames']:,}  "
-                 f"on disk {_human_bytes(counts['bytes_on_disk'])} ({counts['bytes_per_step']} B/step)")
+                 f"on disk {_human_bytes(counts['bytes_on_disk'])}"
+                 + (f" ({counts['bytes_per_step']} B/step)" if counts["bytes_per_step"] is not None else ""))
     if "episode_length_mean" in counts:
         lines.append(f"  episode length mean {counts['episode_length_mean']:.1f} (min {counts['episode_length_min']}, "
                      f"max {counts['episode_length_max']}); {counts['terminal_episodes']} terminal, "
