@@ -380,6 +380,8 @@ def _run(
                     buffer.add(step.last_image[i], actions[i], step.reward[i])
                     pending.add(buffer.episode(terminal=bool(step.terminated[i])), buffer.score)
                     recent = (recent + [buffer.score])[-20:]
+                    if bar.n + buffer.length > bar.total:  # the last episode overshoots the target
+                        bar.total = bar.n + buffer.length
                     bar.update(buffer.length)
                     bar.set_postfix(episodes=writer.committed_episodes + len(pending.episodes),
                                     ret=f"{np.mean(recent):.1f}", refresh=False)
