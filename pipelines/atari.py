@@ -250,6 +250,8 @@ class VectorAtari:
         seeds = np.asarray(seeds, dtype=np.int64)
         if seeds.shape != (self.num_envs,):
             raise ValueError(f"need {self.num_envs} seeds, got shape {seeds.shape}")
+        if seeds.min() < 0 or seeds.max() >= 2**31 - 1:  # ale-py takes int32 seeds
+            raise ValueError(f"environment seeds must be in [0, 2**31 - 1), got {seeds.tolist()}")
         obs, _ = self.env.reset(seed=seeds)
         return self._images(obs)
 
