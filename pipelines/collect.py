@@ -96,8 +96,9 @@ def load_policy(spec: str, mode: str, device: str):
 @click.option("--chunk-steps", type=click.IntRange(min=1), default=None,
               help="Steps per zarr chunk for a new store [default: the store's DEFAULT_CHUNK_STEPS].")
 @click.option("--commit-every", "commit_steps", type=click.IntRange(min=1), default=None,
-              help="Commit finished episodes once this many of their steps wait [default: 1024; also every "
-              "10 s]. A killed run loses at most these plus its unfinished episodes.")
+              help="Batch commits: commit finished episodes once this many of their steps wait (or every "
+              "10 s) [default: 1, every episode as it finishes]. A SIGKILL loses at most these plus the "
+              "unfinished episodes.")
 @click.option("--marker", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write this dataset manifest (listing the store) once the store is complete "
               "(used by the Snakemake rules).")
