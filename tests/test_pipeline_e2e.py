@@ -20,7 +20,7 @@ CONFIG = ROOT / "config/debug.yaml"
 METRIC_FIELDS = {"stage", "iteration", "frames", "updates", "wall_time", "elapsed_s"}
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
     command = [
         sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
         "--rerun-triggers", "mtime", *args,
@@ -39,6 +39,7 @@ def debug_run(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a few minutes on an idle 2-core machine; generous for loaded ones
 def test_debug_pipeline_end_to_end(debug_run):
     from dreamer_pipeline.datasets.store import ExperienceStore
     from dreamer_pipeline.pipelines.agent_io import load_agent, read_payload

@@ -90,6 +90,7 @@ def test_killed_prefill_resumes_its_store(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_killed_training_resumes_mid_stage_and_finished_jobs_are_not_redone(tmp_path):
     # one update per prefill step: iteration 0 makes 200 world-model updates, checkpointed every 5
     config = write_config(tmp_path, train_every=1, steps_per_iteration=200, iterations=1)
