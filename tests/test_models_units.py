@@ -392,3 +392,31 @@ def test_config_validation_and_presets():
     with pytest.raises(ConfigError, match="unknown agent preset"):
         preset("huge")
     assert MLPConfig().layers == 4
+
+
+@pytest.mark.parametrize("kernel,size", [(5, 5), (6, 13), (6, 30), (4, 7)])
+def test_transposed_convolution_by_phases_matches_torch(kernel, size):
+    from dreamer_pipeline.models.networks import conv_transpose_by_phases
+
+    torch.manual_seed(0)
+    x, weight, bias = torch.randn(2, 3, size, size), torch.randn(3, 2, kernel, kernel), torch.randn(2)
+    expected = F.conv_transpose2d(x, weight, bias, stride=2)
+    torch.testing.assert_close(conv_transpose_by_phases(x, weight, bias), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_observe_equals_a_loop_of_obs_steps():
+    """The batched `observe` (hoisted matmuls) is the published step-by-step filter."""
+    agent = Agent(preset("debug"), num_actions=3)
+    batch = make_batch(2, 5, 3)
+    batch["is_first"][1, 3] = True
+    data = agent.prepare(batch)
+    rssm = agent.world_model.rssm
+    with torch.no_grad():
+        _, embed = agent.world_model.embed(data.image)
+        post, prior = rssm.observe(embed, data.action, data.is_first, generator=torch.Generator().manual_seed(0))
+        generator, state = torch.Generator().manual_seed(0), rssm.initial(2)
+        for t in range(5):
+            state, step_prior = rssm.obs_step(state, data.action[:, t], embed[:, t], data.is_first[:, t], generator)
+            for ours, reference in ((post, state), (prior, step_prior)):
+                for a, b in zip(ours, reference):
+                    torch.testing.assert_close(a[:, t], b, rtol=1e-5, atol=1e-5)
