@@ -10,6 +10,10 @@ process with the same thread count, the order swapping every round. Alternating 
 makes the ratio meaningful on a machine shared with other jobs: both sides see the same load. The
 table gives every round's medians and ratio, and the pooled medians of all timed updates.
 
+With `--mode interleaved` both sides run in ONE process of the sheeprl environment instead (our
+`models/` needs only torch and numpy, and is imported from this working tree), alternating single
+updates: the steadiest ratio on a busy machine, since every pair of updates sees the same load.
+
 A ratio above 1 means our update is faster than sheeprl's. Nothing here is imported by the tests.
 """
 
@@ -39,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="alternations of the two sides")
     parser.add_argument("--warmup", type=int, default=1, help="untimed updates per process")
     parser.add_argument("--repeats", type=int, default=3, help="timed updates per process")
+    parser.add_argument("--mode", choices=["processes", "interleaved"], default="processes",
+                        help="processes: alternate fresh processes per side; interleaved: alternate single "
+                        "updates of both sides inside one sheeprl-environment process")
     parser.add_argument("--sheeprl-python", default=DEFAULT_SHEEPRL_PYTHON)
     parser.add_argument("--ours-arg", action="append", default=[], help="extra argument for bench_update.py")
     parser.add_argument("--sheeprl-arg", action="append", default=[], help="extra argument for the sheeprl side")
@@ -89,11 +96,55 @@ def run_sheeprl(args: argparse.Namespace, out: Path) -> dict:
             "torch": report["torch_version"]}
 
 
+def run_interleaved(args: argparse.Namespace) -> dict:
+    """Both sides in one sheeprl-environment process, single updates alternating."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "interleaved.json"
+        command = [
+            args.sheeprl_python, str(HERE / "bench_update_sheeprl.py"), "--with-ours", args.preset,
+            "--batch-size", str(args.batch), "--seq-len", str(args.length), "--actions", str(args.num_actions),
+            "--threads", str(args.threads), "--warmup", str(args.warmup), "--runs", str(args.rounds * args.repeats),
+            "--out", str(out), *args.sheeprl_arg,
+        ]
+        print(f"interleaved: {args.rounds * args.repeats} updates per side ...", file=sys.stderr, flush=True)
+        _run("interleaved", command, args.threads)
+        report = json.loads(out.read_text())
+    ours = report["ours"]
+    summary = {
+        "benchmark": "update_compare", "mode": "interleaved",
+        "preset": args.preset, "batch": args.batch, "length": args.length, "num_actions": args.num_actions,
+        "threads": args.threads, "warmup": args.warmup, "updates_per_side": len(ours["runs"]),
+        "ours_median_s": ours["seconds_per_update_median"],
+        "sheeprl_median_s": report["seconds_per_update_median"],
+        "ratio_sheeprl_over_ours": ours["ratio_sheeprl_over_ours"],
+        "ratio_per_pair": ours["ratio_per_run"],
+        "ours_runs": ours["runs"], "sheeprl_runs": report["runs"],
+        "sheeprl_version": report["sheeprl_version"], "sheeprl_config": report["config"],
+        "parameters": {"ours": ours["parameters"], "sheeprl": report["parameters"]},
+        "load_average": os.getloadavg(),
+    }
+    print(f"full update, B={args.batch} T={args.length}, {args.threads} threads, preset {args.preset}, "
+          "interleaved in one process")
+    print(f"{'pair':>5} {'ours s':>9} {'sheeprl s':>10} {'ratio':>7}")
+    for i, (o, s_) in enumerate(zip(ours["runs"], report["runs"])):
+        print(f"{i + 1:>5} {o:9.3f} {s_:10.3f} {s_ / o:7.2f}")
+    print(f"{'all':>5} {summary['ours_median_s']:9.3f} {summary['sheeprl_median_s']:10.3f} "
+          f"{summary['ratio_sheeprl_over_ours']:7.2f}   (ratio = sheeprl / ours; > 1: ours is faster)")
+    return summary
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if not Path(args.sheeprl_python).exists():
         sys.exit(f"sheeprl python not found: {args.sheeprl_python} (see the recipe in benchmarks/README.md, "
                  "or pass --sheeprl-python / set SHEEPRL_PYTHON)")
+    if args.mode == "interleaved":
+        summary = run_interleaved(args)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"wrote {out}")
+        return summary
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:
         for index in range(args.rounds):
@@ -111,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
     ours_all = [t for r in rounds for t in r["ours"]["runs"]]
     sheeprl_all = [t for r in rounds for t in r["sheeprl"]["runs"]]
     summary = {
-        "benchmark": "update_compare",
+        "benchmark": "update_compare", "mode": "processes",
         "preset": args.preset, "batch": args.batch, "length": args.length, "num_actions": args.num_actions,
         "threads": args.threads, "warmup": args.warmup, "repeats": args.repeats,
         "ours_median_s": statistics.median(ours_all),

@@ -49,6 +49,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="disable sheeprl's metric aggregator (a real sheeprl run keeps it on: metric.log_level=1)",
     )
+    parser.add_argument(
+        "--with-ours",
+        metavar="PRESET",
+        help="also build our Agent at this preset (imported from this working tree) and alternate its updates "
+        "with sheeprl's in this one process, so both see the same machine load",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(Path(__file__).with_name("bench_update_sheeprl.json")))
     return parser.parse_args(argv)
@@ -147,6 +153,38 @@ def random_batch(seq_len: int, batch_size: int, num_actions: int, channels: int,
     }
 
 
+def our_update(preset_name: str, batch_size: int, seq_len: int, num_actions: int, seed: int):
+    """Our Agent's update on a random batch, imported from this working tree (`models/` needs only
+    torch and numpy, so the sheeprl environment can run it): (update function, parameter counts)."""
+    import numpy as np
+
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from models.agent import Agent
+    from models.config import preset
+
+    agent = Agent(preset(preset_name), num_actions, "cpu", seed=seed)
+    rng = np.random.default_rng(seed)
+    is_first = np.zeros((batch_size, seq_len), bool)
+    is_first[:, 0] = True
+    batch = {
+        "image": rng.integers(0, 256, (batch_size, seq_len, 64, 64, 1), dtype=np.uint8),
+        "action": rng.integers(0, num_actions, (batch_size, seq_len)).astype(np.int64),
+        "reward": rng.normal(size=(batch_size, seq_len)).astype(np.float32),
+        "is_first": is_first,
+        "is_last": np.zeros((batch_size, seq_len), bool),
+        "is_terminal": np.zeros((batch_size, seq_len), bool),
+    }
+
+    def update() -> float:
+        start = time.perf_counter()
+        agent.update(batch)
+        return time.perf_counter() - start
+
+    return update, agent.parameter_counts()
+
+
 def count_parameters(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -192,12 +230,26 @@ def main(argv: list[str] | None = None) -> dict:
     # The target critic starts as a copy of the critic, as sheeprl's loop does at gradient step 0.
     for cp, tcp in zip(parts["critic"].module.parameters(), parts["target_critic"].module.parameters()):
         tcp.data.copy_(cp.data)
+    ours, our_parameters = None, None
+    if args.with_ours:
+        ours, our_parameters = our_update(args.with_ours, args.batch_size, args.seq_len, args.actions, args.seed)
+        torch.set_num_threads(args.threads)
     for _ in range(args.warmup):
         one_update()
-    runs = []
+        if ours:
+            ours()
+    runs, our_runs = [], []
     for i in range(args.runs):
+        # With --with-ours the two sides alternate, swapping which goes first every run.
+        if ours and i % 2 == 1:
+            our_runs.append(ours())
         runs.append(one_update())
-        print(f"sheeprl update {i + 1}/{args.runs}: {runs[-1]:.3f} s", file=sys.stderr, flush=True)
+        if ours and i % 2 == 0:
+            our_runs.append(ours())
+        line = f"update {i + 1}/{args.runs}: sheeprl {runs[-1]:.3f} s"
+        if ours:
+            line += f", ours {our_runs[-1]:.3f} s, ratio {runs[-1] / our_runs[-1]:.2f}"
+        print(line, file=sys.stderr, flush=True)
 
     wm = cfg.algo.world_model
     result = {
@@ -236,6 +288,15 @@ def main(argv: list[str] | None = None) -> dict:
             "critic": count_parameters(parts["critic"]),
         },
     }
+    if ours:
+        result["ours"] = {
+            "preset": args.with_ours,
+            "seconds_per_update_median": statistics.median(our_runs),
+            "runs": our_runs,
+            "parameters": our_parameters,
+            "ratio_sheeprl_over_ours": statistics.median(runs) / statistics.median(our_runs),
+            "ratio_per_run": [s / o for s, o in zip(runs, our_runs)],
+        }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
@@ -244,6 +305,12 @@ def main(argv: list[str] | None = None) -> dict:
         f"{'sheeprl ' + result['sheeprl_version']:<16}{args.batch_size:>4}{args.seq_len:>4}"
         f"{result['torch_threads']:>9}{result['seconds_per_update_median']:>18.3f}{min(runs):>9.3f}"
     )
+    if ours:
+        print(
+            f"{'ours ' + args.with_ours:<16}{args.batch_size:>4}{args.seq_len:>4}{result['torch_threads']:>9}"
+            f"{result['ours']['seconds_per_update_median']:>18.3f}{min(our_runs):>9.3f}"
+        )
+        print(f"ratio sheeprl / ours (medians): {result['ours']['ratio_sheeprl_over_ours']:.2f}")
     print(f"wrote {out}")
     return result
 
