@@ -92,8 +92,8 @@ def test_killed_prefill_resumes_its_store(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_killed_training_resumes_mid_stage_and_finished_jobs_are_not_redone(tmp_path):
-    # one update per prefill step: iteration 0 makes 200 world-model updates, checkpointed every 5
-    config = write_config(tmp_path, train_every=1, steps_per_iteration=200, iterations=1)
+    # iteration 0 makes 200 / 2 = 100 world-model updates, checkpointed every 5
+    config = write_config(tmp_path, train_every=2, steps_per_iteration=200, iterations=1)
     workdir = tmp_path / "work"
     iteration = workdir / "results/runs/pong/debug/seed0/iter0000"
     target = "results/runs/pong/debug/seed0/iter0000/actor_critic.pt"
@@ -118,6 +118,6 @@ def test_killed_training_resumes_mid_stage_and_finished_jobs_are_not_redone(tmp_
     from dreamer_pipeline.pipelines.metrics import read_metrics
 
     lines = [r for r in read_metrics(iteration.parent / "metrics.jsonl") if r["stage"] == "train_world_model"]
-    assert max(r["updates"] for r in lines) == 200
+    assert max(r["updates"] for r in lines) == 100
     resumed_at = int(stage_log.split("resuming from")[1].split("after ")[1].split("/")[0])
     assert resumed_at >= 5  # continued from the partial checkpoint, not from update 0
