@@ -73,13 +73,14 @@ class TrainConfig:
     video_sequences: int = 4  # sequences in each open-loop prediction video
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
     torch_threads: int = 0  # 0 = torch's default; set it to the job's cores on shared machines
+    loader_workers: int = 2  # DataLoader processes sampling batches beside the GPU (0 = in the stage's process)
 
     def validate(self) -> None:
         _positive("train.batch_size", self.batch_size)
         _positive("train.sequence_length", self.sequence_length)
         _positive("train.checkpoint_every", self.checkpoint_every)
-        if self.video_sequences < 0 or self.torch_threads < 0:
-            raise ValueError("train.video_sequences and train.torch_threads must not be negative")
+        if self.video_sequences < 0 or self.torch_threads < 0 or self.loader_workers < 0:
+            raise ValueError("train.video_sequences, train.torch_threads and train.loader_workers must not be negative")
 
 
 @dataclass

@@ -65,19 +65,27 @@ def open_replay(cfg: PipelineConfig, recent: Sequence[str], shared: Sequence[str
     return open_dataset(*shared, name="shared")
 
 
-def batches(dataset, cfg: PipelineConfig, seed: int, device: str, *, drop_reward: bool = False) -> Iterable[dict]:
-    """Endless torch batches (B, T, ...) on `device` from `dataset` (see datasets.sampler)."""
-    from dreamer_pipeline.datasets.sampler import SequenceSampler
-    from dreamer_pipeline.datasets.torch_loader import to_torch
+def batches(dataset, cfg: PipelineConfig, seed: int, device: str, *, drop_reward: bool = False,
+            workers: int | None = None) -> Iterable[dict]:
+    """Endless torch batches (B, T, ...) on `device` from `dataset` (see datasets.sampler).
 
-    sampler = SequenceSampler(
-        dataset,
-        batch_size=cfg.train.batch_size,
-        seq_len=cfg.train.sequence_length,
-        prioritize_ends=cfg.train.prioritize_ends,
-        seed=seed,
-        threads=1,
-    )
+    With `train.loader_workers` > 0, DataLoader worker processes sample and decode batches while
+    the device trains (datasets.torch_loader); otherwise the stage's own process samples them.
+    """
+    from dreamer_pipeline.datasets.sampler import SequenceSampler
+    from dreamer_pipeline.datasets.torch_loader import make_loader, to_torch
+
+    workers = cfg.train.loader_workers if workers is None else workers
+    kwargs = dict(batch_size=cfg.train.batch_size, seq_len=cfg.train.sequence_length,
+                  prioritize_ends=cfg.train.prioritize_ends)
+    if workers > 0:
+        pin = str(device).startswith("cuda")
+        for batch in make_loader(dataset, num_workers=workers, seed=seed, pin_memory=pin, **kwargs):
+            if drop_reward:
+                batch.pop("reward", None)
+            yield {key: value.to(device, non_blocking=pin) for key, value in batch.items()}
+        return
+    sampler = SequenceSampler(dataset, seed=seed, threads=1, **kwargs)
     try:
         while True:
             batch = sampler.sample()
@@ -205,7 +213,7 @@ def write_videos(agent, dataset, cfg: PipelineConfig, folder: str | os.PathLike,
     newest = _newest_part(dataset)
     for name, data in (("train", dataset), ("eval", newest)):
         try:
-            batch = next(iter(batches(data, cfg, seed + (name == "eval"), "cpu")))
+            batch = next(iter(batches(data, cfg, seed + (name == "eval"), "cpu", workers=0)))
         except Exception as error:  # noqa: BLE001 - e.g. no episode long enough in the newest store
             tqdm.write(f"no {name} video: {error}")
             continue
