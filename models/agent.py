@@ -216,13 +216,15 @@ class Agent:
 
     # ------------------------------------------------------------------------------ reporting
     @torch.no_grad()
-    def open_loop(self, batch: Mapping[str, Any], context: int = 5, max_sequences: int = 6) -> np.ndarray:
+    def open_loop(self, batch: Mapping[str, Any], context: int = 5, max_sequences: int = 6,
+                  seed: int = 0) -> np.ndarray:
         """The paper's video predictions: `context` observed frames, then the rest predicted open loop.
 
         Uses the first `max_sequences` sequences of `batch`. The model reconstructs the first
         `context` frames from the posterior, then imagines the remaining T - context frames from
         the recorded actions alone. Returns uint8 (T, 3 * 64, n * 64, C): rows truth, model, and
-        error (model - truth + 1) / 2; sequences side by side (published `video_pred`).
+        error (model - truth + 1) / 2; sequences side by side (published `video_pred`). Latent
+        samples come from a generator seeded with `seed`, not the training generator.
         """
         data = self.prepare(batch)
         count = min(max_sequences, data.image.shape[0])
@@ -232,12 +234,14 @@ class Agent:
         data = WorldModelBatch(*(x[:count] if x is not None else None for x in data))
         wm = self.world_model
         wm.eval()
+        # A generator of its own: reports are reproducible and never shift the training samples.
+        generator = torch.Generator(device=self.device).manual_seed(seed)
         with self._autocast():
             _, embed = wm.embed(data.image[:, :context])
             post, _ = wm.rssm.observe(embed, data.action[:, :context], data.is_first[:, :context],
-                                      generator=self.generator)
+                                      generator=generator)
             last = post.map(lambda x: x[:, -1])
-            prior = wm.rssm.rollout(last, data.action[:, context:], self.generator)
+            prior = wm.rssm.rollout(last, data.action[:, context:], generator)
             features = torch.cat([wm.rssm.features(post), wm.rssm.features(prior)], 1)
             model = wm.decode(features).float() + 0.5  # (n * T, C, 64, 64) in [0, 1]
         model = model.clamp(0, 1).reshape(count, length, *model.shape[1:]).permute(0, 1, 3, 4, 2)
@@ -271,7 +275,7 @@ class Agent:
         self.critic_optimizer.load_state_dict(state["optimisers"]["critic"])
         self.wm_updates = int(state["counters"]["wm_updates"])
         self.actor_critic.updates = int(state["counters"]["behaviour_updates"])
-        self.generator.set_state(state["rng"].cpu() if self.device.type != "cuda" else state["rng"].cpu())
+        self.generator.set_state(state["rng"].cpu())
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters per module (the target critic is a copy and not counted)."""

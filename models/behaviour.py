@@ -23,8 +23,6 @@ target. The target critic is a hard copy of the critic, made after the first upd
 from __future__ import annotations
 
 import copy
-from typing import Callable
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -74,8 +72,7 @@ class ActorCritic(nn.Module):
                     target.copy_(source)
         self.updates += 1
 
-    def imagine(self, world_model: WorldModel, start: RSSMState, generator: torch.Generator | None = None,
-                autocast: Callable = torch.no_grad):
+    def imagine(self, world_model: WorldModel, start: RSSMState, generator: torch.Generator | None = None):
         """Roll out H steps from `start` (N, ...). Returns (features (H+1, N, F), actions (H+1, N, A),
         actor logits (H, N, A) for z_0 .. z_{H-1}, with gradients into the actor only)."""
         dynamics = self.config.reinforce_fraction < 1.0
@@ -106,21 +103,22 @@ class ActorCritic(nn.Module):
         dynamics = config.reinforce_fraction < 1.0
         features, actions, logits = self.imagine(world_model, start, generator)
         with torch.set_grad_enabled(dynamics):
-            reward = world_model.reward_head(features).float()
-            discount = torch.sigmoid(world_model.discount_head(features).float())
-            # The first step's discount is the true one from the replay (published `imagine`).
+            # r_H and d_H are never used (z_H only bootstraps), and d_0 is the true discount from
+            # the replay (published `imagine`), so the heads skip those states.
+            reward = world_model.reward_head(features[:-1]).float()
+            discount = torch.sigmoid(world_model.discount_head(features[1:-1]).float())
             true_first = config.discount * (~is_terminal.bool()).float()
-            discount = torch.cat([true_first.unsqueeze(0), discount[1:]], 0)
-            weight = step_weights(discount).detach()
-            value = self.target_critic(features).float()
-            target = lambda_return(reward[:-1], value[:-1], discount[:-1], value[-1], config.return_lambda)
+            discount = torch.cat([true_first.unsqueeze(0), discount], 0)  # d_0 .. d_{H-1}
+            weight = step_weights(discount).detach()  # w_0 .. w_{H-1}
+            value = self.target_critic(features).float()  # v_0 .. v_H
+            target = lambda_return(reward, value[:-1], discount, value[-1], config.return_lambda)
 
         # t = 0 .. H-2: the action a_{t+1} chosen in z_t, its target R_{t+1}, baseline v(z_t).
         actor_loss, entropy, advantage = returns.actor_loss(
-            logits[:-1], actions[1:-1], target[1:], value[:-2], weight[:-2], config.entropy_scale,
+            logits[:-1], actions[1:-1], target[1:], value[:-2], weight[:-1], config.entropy_scale,
             config.reinforce_fraction)
         prediction = self.critic(features[:-1].detach()).float()
-        critic_loss = returns.critic_loss(prediction, target, weight[:-1])
+        critic_loss = returns.critic_loss(prediction, target, weight)
 
         metrics = {
             "actor/loss": actor_loss.detach(),

@@ -420,3 +420,44 @@ def test_observe_equals_a_loop_of_obs_steps():
             for ours, reference in ((post, state), (prior, step_prior)):
                 for a, b in zip(ours, reference):
                     torch.testing.assert_close(a[:, t], b, rtol=1e-5, atol=1e-5)
+
+
+def test_behaviour_losses_follow_the_published_alignment():
+    """losses() against a plain re-implementation of danijar/dreamerv2's ActorCritic (seq of H+1
+    states, targets from reward[:-1], actor on feat[:-2] with action[1:-1] and target[1:], critic
+    on feat[:-1], weights cumprod([1, d[:-1]]))."""
+    agent = Agent(preset("debug"), num_actions=3)
+    ac, wm = agent.actor_critic, agent.world_model
+    with torch.no_grad():  # make the target critic differ from the critic
+        for p in ac.target_critic.parameters():
+            p.add_(0.05)
+    batch = make_batch(2, 3, 3)
+    batch["is_terminal"][0, 1] = True
+    data = agent.prepare(batch)
+    post, _ = observe(agent, batch)
+    start = post.map(lambda x: x.reshape(-1, x.shape[-1]))
+    terminal = data.is_terminal.reshape(-1)
+    actor_loss, critic_loss, _ = ac.losses(wm, start, terminal, torch.Generator().manual_seed(4))
+
+    feat, action, logits = ac.imagine(wm, start, torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        horizon, lam, eta = ac.config.horizon, ac.config.return_lambda, ac.config.entropy_scale
+        reward = wm.reward_head(feat)
+        disc = torch.sigmoid(wm.discount_head(feat))
+        disc[0] = 0.999 * (1 - terminal.float())
+        weight = torch.cumprod(torch.cat([torch.ones_like(disc[:1]), disc[:-1]]), 0)
+        value = ac.target_critic(feat)
+        target = [None] * horizon
+        last = value[-1]
+        for t in reversed(range(horizon)):
+            following = value[t + 1] if t + 1 < horizon else value[-1]
+            last = reward[t] + disc[t] * ((1 - lam) * following + lam * last)
+            target[t] = last
+        target = torch.stack(target)
+        policy = torch.log_softmax(ac.actor(feat[:-2]), -1)
+        logp = (policy * action[1:-1]).sum(-1)
+        objective = logp * (target[1:] - value[:-2]) + eta * -(policy.exp() * policy).sum(-1)
+        expected_actor = -(weight[:-2] * objective).mean()
+        expected_critic = -(weight[:-1] * -0.5 * (ac.critic(feat[:-1]) - target) ** 2).mean()
+    torch.testing.assert_close(actor_loss.detach(), expected_actor)
+    torch.testing.assert_close(critic_loss.detach(), expected_critic)
