@@ -72,15 +72,29 @@ class ActorCritic(nn.Module):
                     target.copy_(source)
         self.updates += 1
 
+    def head_function(self, world_model: WorldModel):
+        """`head(mlp, features)`: with pure REINFORCE and categorical latents no gradient reaches the
+        features, so heads take their one-hot share as an embedding bag (`MLP.forward_onehot`)."""
+        rssm = world_model.rssm
+        if not rssm.discrete or self.config.reinforce_fraction < 1.0:
+            return lambda mlp, features: mlp(features)
+        deter = rssm.config.deter
+
+        def head(mlp: MLP, features: torch.Tensor) -> torch.Tensor:
+            return mlp.forward_onehot(features[..., :deter], features[..., deter:], rssm.config.classes)
+
+        return head
+
     def imagine(self, world_model: WorldModel, start: RSSMState, generator: torch.Generator | None = None):
         """Roll out H steps from `start` (N, ...). Returns (features (H+1, N, F), actions (H+1, N, A),
         actor logits (H, N, A) for z_0 .. z_{H-1}, with gradients into the actor only)."""
         dynamics = self.config.reinforce_fraction < 1.0
         logits_seen: list[torch.Tensor] = []
+        head = self.head_function(world_model)
 
         def policy(features: torch.Tensor) -> torch.Tensor:
             with torch.enable_grad():
-                logits = self.actor(features).float()
+                logits = head(self.actor, features).float()
             logits_seen.append(logits)
             return sample_action(logits, generator, straight_through=dynamics)
 
@@ -102,22 +116,23 @@ class ActorCritic(nn.Module):
         config = self.config
         dynamics = config.reinforce_fraction < 1.0
         features, actions, logits = self.imagine(world_model, start, generator)
+        head = self.head_function(world_model)
         with torch.set_grad_enabled(dynamics):
             # r_H and d_H are never used (z_H only bootstraps), and d_0 is the true discount from
             # the replay (published `imagine`), so the heads skip those states.
-            reward = world_model.reward_head(features[:-1]).float()
-            discount = torch.sigmoid(world_model.discount_head(features[1:-1]).float())
+            reward = head(world_model.reward_head, features[:-1]).float()
+            discount = torch.sigmoid(head(world_model.discount_head, features[1:-1]).float())
             true_first = config.discount * (~is_terminal.bool()).float()
             discount = torch.cat([true_first.unsqueeze(0), discount], 0)  # d_0 .. d_{H-1}
             weight = step_weights(discount).detach()  # w_0 .. w_{H-1}
-            value = self.target_critic(features).float()  # v_0 .. v_H
+            value = head(self.target_critic, features).float()  # v_0 .. v_H
             target = lambda_return(reward, value[:-1], discount, value[-1], config.return_lambda)
 
         # t = 0 .. H-2: the action a_{t+1} chosen in z_t, its target R_{t+1}, baseline v(z_t).
         actor_loss, entropy, advantage = returns.actor_loss(
             logits[:-1], actions[1:-1], target[1:], value[:-2], weight[:-1], config.entropy_scale,
             config.reinforce_fraction)
-        prediction = self.critic(features[:-1].detach()).float()
+        prediction = head(self.critic, features[:-1].detach()).float()
         critic_loss = returns.critic_loss(prediction, target, weight)
 
         metrics = {

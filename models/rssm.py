@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import RSSMConfig
+from .networks import onehot_linear
 
 
 class RSSMState(NamedTuple):
@@ -99,6 +100,7 @@ class RSSM(nn.Module):
         """concat(h, flat(z)): the model state the heads see."""
         return torch.cat([state.deter, state.stoch], -1)
 
+
     # ----------------------------------------------------------------------------- distributions
     def sample(self, stats: torch.Tensor, generator: torch.Generator | None = None, mode: bool = False) -> torch.Tensor:
         """A latent sample with straight-through (categorical) or reparameterised (Gaussian) gradients."""
@@ -112,6 +114,8 @@ class RSSM(nn.Module):
                 noise = torch.rand(logits.shape, device=logits.device, generator=generator)
                 index = (logits - torch.log(-torch.log(noise.clamp_(1e-20, 1.0)))).argmax(-1)
             one_hot = F.one_hot(index, self.config.classes).to(probs.dtype)
+            if not (torch.is_grad_enabled() and logits.requires_grad):
+                return one_hot.reshape(shape)  # exactly one-hot where no gradient can flow
             return (one_hot + probs - probs.detach()).reshape(shape)
         mean, std = stats.float().chunk(2, -1)
         if mode:
@@ -157,7 +161,12 @@ class RSSM(nn.Module):
 
         `action_in` may hold the action's share of `img_in` precomputed for a whole sequence.
         """
-        if action_in is None:
+        if action_in is None and self.discrete and not (torch.is_grad_enabled() and state.stoch.requires_grad):
+            # No gradient to the latent: its one-hot share of img_in is a sum of weight columns.
+            x = onehot_linear(action, state.stoch, self.config.classes,
+                              torch.cat([self.img_in.weight[:, self.stoch_size:], self.img_in.weight[:, : self.stoch_size]], 1),
+                              self.img_in.bias)
+        elif action_in is None:
             x = self.img_in(torch.cat([state.stoch, action], -1))
         else:
             x = F.linear(state.stoch, self.img_in.weight[:, : self.stoch_size]) + action_in

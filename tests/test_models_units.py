@@ -461,3 +461,20 @@ def test_behaviour_losses_follow_the_published_alignment():
         expected_critic = -(weight[:-1] * -0.5 * (ac.critic(feat[:-1]) - target) ** 2).mean()
     torch.testing.assert_close(actor_loss.detach(), expected_actor)
     torch.testing.assert_close(critic_loss.detach(), expected_critic)
+
+
+def test_onehot_linear_equals_the_dense_layer_with_gradients():
+    from dreamer_pipeline.models.networks import MLP
+
+    torch.manual_seed(0)
+    mlp = MLP(5 + 3 * 4, 2, MLPConfig(layers=2, units=6))
+    dense = torch.randn(7, 5)
+    one_hot = F.one_hot(torch.randint(0, 4, (7, 3)), 4).float().reshape(7, 12)
+    one_hot[2] = 0.0  # an all-zero (reset) latent stays exact
+    features = torch.cat([dense, one_hot], -1)
+    expected = mlp(features)
+    (expected_grad,) = torch.autograd.grad(expected.square().sum(), [mlp.layers[0].weight])
+    ours = mlp.forward_onehot(dense, one_hot, classes=4)
+    (ours_grad,) = torch.autograd.grad(ours.square().sum(), [mlp.layers[0].weight])
+    torch.testing.assert_close(ours, expected)
+    torch.testing.assert_close(ours_grad, expected_grad)
