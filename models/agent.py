@@ -264,7 +264,7 @@ class Agent:
                 "critic": self.critic_optimizer.state_dict(),
             },
             "counters": {"wm_updates": self.wm_updates, "behaviour_updates": self.actor_critic.updates},
-            "rng": self.generator.get_state(),
+            "rng": {"device": self.device.type, "state": self.generator.get_state()},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -275,7 +275,9 @@ class Agent:
         self.critic_optimizer.load_state_dict(state["optimisers"]["critic"])
         self.wm_updates = int(state["counters"]["wm_updates"])
         self.actor_critic.updates = int(state["counters"]["behaviour_updates"])
-        self.generator.set_state(state["rng"].cpu())
+        rng = state["rng"]
+        if rng["device"] == self.device.type:  # CPU and CUDA generators have different states
+            self.generator.set_state(rng["state"].cpu())
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters per module (the target critic is a copy and not counted)."""
