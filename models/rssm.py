@@ -208,16 +208,28 @@ class RSSM(nn.Module):
         action_in = F.linear(action * keep, self.img_in.weight[:, self.stoch_size :], self.img_in.bias)
         embed_in = F.linear(embed, self.obs_out.weight[:, deter_size:], self.obs_out.bias)
         obs_weight = self.obs_out.weight[:, :deter_size]
-        posts, priors = [], []
+        # unbind, not x[:, t]: the backward of one unbind stacks T gradients once, where T
+        # selects would each scatter into a zero (B, T, ...) tensor and accumulate (O(T^2)).
+        keeps, action_ins, embed_ins = keep.unbind(1), action_in.unbind(1), embed_in.unbind(1)
+        stoch_weight = self.img_in.weight[:, : self.stoch_size]
+        deters, stochs, stats_list = [], [], []
         for t in range(length):
-            state = state.map(lambda x: x * keep[:, t])
-            prior = self.img_step(state, None, generator, action_in=action_in[:, t])
-            hidden = F.elu(F.linear(prior.deter, obs_weight) + embed_in[:, t])
+            state = state.map(lambda x: x * keeps[t])
+            x = F.linear(state.stoch, stoch_weight) + action_ins[t]
+            deter = self.cell(F.elu(x), state.deter)
+            hidden = F.elu(F.linear(deter, obs_weight) + embed_ins[t])
             stats = self._stats(self.obs_stats(hidden))
-            state = RSSMState(prior.deter, self.sample(stats, generator), stats)
-            posts.append(state)
-            priors.append(prior)
-        return stack_states(posts, 1), stack_states(priors, 1)
+            state = RSSMState(deter, self.sample(stats, generator), stats)
+            deters.append(deter)
+            stochs.append(state.stoch)
+            stats_list.append(stats)
+        deter = torch.stack(deters, 1)
+        post = RSSMState(deter, torch.stack(stochs, 1), torch.stack(stats_list, 1))
+        # The prior p(z_t | h_t) is not needed inside the loop (the next step uses the
+        # posterior), so its head runs once on all B * T states.
+        prior_stats = self._stats(self.img_stats(F.elu(self.img_out(deter))))
+        prior = RSSMState(deter, self.sample(prior_stats, generator), prior_stats)
+        return post, prior
 
     def imagine(
         self, policy: Callable[[torch.Tensor], torch.Tensor], start: RSSMState, horizon: int,

@@ -349,7 +349,9 @@ def test_transposed_convolution_by_phases_matches_torch(kernel, size):
 
 
 def test_observe_equals_a_loop_of_obs_steps():
-    """The batched `observe` (hoisted matmuls) is the published step-by-step filter."""
+    """The batched `observe` (hoisted matmuls, prior head after the loop) is the published
+    step-by-step filter. Samples are drawn in another order, so the reference loop is fed
+    observe's own posterior samples and the states and distributions are compared exactly."""
     agent = Agent(preset("debug"), num_actions=3)
     batch = make_batch(2, 5, 3)
     batch["is_first"][1, 3] = True
@@ -362,8 +364,11 @@ def test_observe_equals_a_loop_of_obs_steps():
         for t in range(5):
             state, step_prior = rssm.obs_step(state, data.action[:, t], embed[:, t], data.is_first[:, t], generator)
             for ours, reference in ((post, state), (prior, step_prior)):
-                for a, b in zip(ours, reference):
-                    torch.testing.assert_close(a[:, t], b, rtol=1e-5, atol=1e-5)
+                torch.testing.assert_close(ours.deter[:, t], reference.deter, rtol=1e-5, atol=1e-5)
+                torch.testing.assert_close(ours.stats[:, t], reference.stats, rtol=1e-5, atol=1e-5)
+            state = RSSMState(state.deter, post.stoch[:, t], state.stats)
+    for states in (post, prior):  # one-hot samples
+        assert torch.all(states.stoch.reshape(2, 5, -1, rssm.config.classes).sum(-1) == 1)
 
 
 def test_onehot_linear_equals_the_dense_layer_with_gradients():
