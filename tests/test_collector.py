@@ -291,6 +291,7 @@ class InterruptingPolicy(RandomPolicy):
 
 
 def test_sigint_commits_finished_episodes_and_stops(tmp_path):
+    handler_before = signal.getsignal(signal.SIGINT)  # SIG_IGN when the suite runs in the background
     config = EnvConfig(max_episode_steps=20)
     policy = InterruptingPolicy(4, after=70)  # 3 episodes of 21 steps finish before the signal
     result = collect(tmp_path / "int.zarr", "breakout", 10_000, env_config=config, policy=policy,
@@ -300,4 +301,4 @@ def test_sigint_commits_finished_episodes_and_stops(tmp_path):
     assert store.num_episodes == result.new_episodes == 3 and store.num_steps == 63
     assert result.discarded_steps == 1 + 70 - 3 * 20 and not result.complete  # the reset step + 10 transitions
     assert all(type(r) is float for r in result.returns)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert signal.getsignal(signal.SIGINT) is handler_before  # handlers restored

@@ -326,7 +326,7 @@ def test_config_validation_and_presets():
 
     assert preset("atari") == AgentConfig()
     small = preset("small")
-    assert small.world_model.rssm.deter == 200 and small.world_model.encoder.depth == 16
+    assert small.world_model.rssm.deter == 128 and small.world_model.encoder.depth == 8
     with pytest.raises(ConfigError, match="kl_balance"):
         preset("atari", {"world_model": {"kl_balance": 1.5}})
     with pytest.raises(ConfigError, match="unknown configuration key"):

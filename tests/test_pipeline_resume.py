@@ -34,7 +34,10 @@ def start_snakemake(workdir: Path, config: Path, target: str, log: Path) -> subp
         sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2",
         "--rerun-incomplete", target, "--rerun-triggers", "mtime", "--configfile", str(config),
     ]
-    return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    # A suite started in the background (nohup, CI runners) ignores SIGINT, and children inherit
+    # that; restore the default so the Ctrl-C below reaches snakemake and its jobs.
+    return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for(condition, timeout: float, process: subprocess.Popen, log: Path) -> None:

@@ -46,6 +46,7 @@ def test_debug_configuration_shares_the_prefill_between_seeds(tmp_path):
 
 
 def test_slurm_profile_dry_run(tmp_path):
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the [slurm] extra is not installed")
     result = dry_run(tmp_path, "--profile", str(ROOT / "profiles/slurm"), "train_all", "--configfile", str(ROOT / "config/debug.yaml"))
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
