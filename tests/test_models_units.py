@@ -139,6 +139,14 @@ def test_categorical_sampling_frequencies():
     logits = torch.log(torch.tensor([[0.2, 0.3, 0.5]])).expand(20000, 3)
     sample = rssm.sample(logits, torch.Generator().manual_seed(0))
     torch.testing.assert_close(sample.mean(0), torch.tensor([0.2, 0.3, 0.5]), atol=0.015, rtol=0)
+    # 32 classes with uneven probabilities, including near-zero ones, as the RSSM has them
+    rssm = RSSM(RSSMConfig(deter=4, hidden=4, stoch=2, classes=32), embed_size=2, num_actions=2)
+    logits = 3 * torch.randn(2, 32, generator=torch.Generator().manual_seed(1))
+    probs = torch.softmax(logits, -1)
+    sample = rssm.sample(logits.reshape(1, 64).expand(50000, 64), torch.Generator().manual_seed(2))
+    frequencies = sample.reshape(50000, 2, 32).mean(0)
+    assert torch.all(sample.reshape(50000, 2, 32).sum(-1) == 1)
+    torch.testing.assert_close(frequencies, probs, atol=0.01, rtol=0)
 
 
 def test_kl_balancing_splits_gradients_080_020():
