@@ -21,9 +21,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dreamer_pipeline.models.agent import Agent
-from dreamer_pipeline.models.config import preset
-
 
 def random_batch(batch: int, length: int, num_actions: int, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -59,6 +56,10 @@ def time_calls(fn, batch, device, warmup: int, repeats: int) -> list[float]:
 
 def bench(name: str, args) -> dict:
     overrides = {"runtime": {"compile": args.compile, "channels_last": not args.no_channels_last}}
+    # Imported here so bench_update_sheeprl.py (another venv) can reuse random_batch.
+    from dreamer_pipeline.models.agent import Agent
+    from dreamer_pipeline.models.config import preset
+
     agent = Agent(preset(name, overrides), args.num_actions, args.device, seed=0)
     batch = random_batch(args.batch, args.length, args.num_actions)
     device = agent.device

@@ -156,8 +156,6 @@ def random_batch(seq_len: int, batch_size: int, num_actions: int, channels: int,
 def our_update(preset_name: str, batch_size: int, seq_len: int, num_actions: int, seed: int):
     """Our Agent's update on a random batch, imported from this working tree (`models/` needs only
     torch and numpy, so the sheeprl environment can run it): (update function, parameter counts)."""
-    import numpy as np
-
     root = str(Path(__file__).resolve().parent.parent)
     if root not in sys.path:
         sys.path.insert(0, root)
@@ -165,17 +163,9 @@ def our_update(preset_name: str, batch_size: int, seq_len: int, num_actions: int
     from models.config import preset
 
     agent = Agent(preset(preset_name), num_actions, "cpu", seed=seed)
-    rng = np.random.default_rng(seed)
-    is_first = np.zeros((batch_size, seq_len), bool)
-    is_first[:, 0] = True
-    batch = {
-        "image": rng.integers(0, 256, (batch_size, seq_len, 64, 64, 1), dtype=np.uint8),
-        "action": rng.integers(0, num_actions, (batch_size, seq_len)).astype(np.int64),
-        "reward": rng.normal(size=(batch_size, seq_len)).astype(np.float32),
-        "is_first": is_first,
-        "is_last": np.zeros((batch_size, seq_len), bool),
-        "is_terminal": np.zeros((batch_size, seq_len), bool),
-    }
+    from bench_update import random_batch  # same folder; the batch both benchmarks time
+
+    batch = random_batch(batch_size, seq_len, num_actions, seed)
 
     def update() -> float:
         start = time.perf_counter()
