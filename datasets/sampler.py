@@ -6,7 +6,8 @@
 `is_terminal` bool, each (B, T).
 
 Selection (paper, Sec. "data conventions"): sequences never cross episodes, and episodes shorter
-than T are skipped.
+than T are skipped. The first step of every window has `is_first` set (published `replay.py`), so
+the world model filters each window from its zero state with a zeroed first action.
 - `mode="episode"` (the published code): pick an episode uniformly, then a start. With
   `prioritize_ends` the start is `min(randint(0, len - T + 1 + T), len - T)`, which puts T extra
   units of probability on the window that ends the episode, so terminal steps are seen more often;
@@ -204,6 +205,11 @@ class SequenceSampler:
             batch["reward"] = self._small["reward"][flat]
         for key in FLAG_KEYS:
             batch[key] = self._small[key][flat]
+        # Every window starts from the model's zero state, as the published replay marks the first
+        # step of each sampled sequence `is_first` (the RSSM then also zeroes that step's action).
+        # A window that starts mid-episode would otherwise be filtered from an all-zero state that
+        # believes it is inside an episode.
+        batch["is_first"][:, 0] = True
         return batch
 
     # -- memory accounting (tests check the sampler stays bounded) ---------------------------------

@@ -17,6 +17,35 @@ from .config import ConvConfig, MLPConfig
 IMAGE_SIZE = 64
 
 
+def keras_init_(module: nn.Module) -> nn.Module:
+    """Keras' defaults, as in the published TensorFlow code: Glorot-uniform kernels, zero biases.
+
+    Applied to every dense, convolution and transposed-convolution layer of `module` (PyTorch's
+    own default, Kaiming-uniform with fan-in biases, starts the heads with larger outputs and the
+    policy further from uniform). Glorot's bound sqrt(6 / (fan_in + fan_out)) is symmetric in the
+    two fans, so PyTorch's (in, out) layout of transposed convolutions gives Keras' bound too.
+    """
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+    return module
+
+
+def linear_fp32(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """`layer(x)` computed in float32 even inside a bf16 autocast region.
+
+    Output layers whose values are read as numbers (latent logits, reward, discount, value, policy
+    logits) must not round to bf16: with gamma = 0.999, values of 50 to 500 are spaced 0.25 to 2
+    apart in bf16, about the size of an advantage. Their matmuls are tiny, so fp32 costs nothing.
+    """
+    if torch.is_autocast_enabled(x.device.type):
+        with torch.autocast(x.device.type, enabled=False):
+            return F.linear(x.float(), layer.weight.float(), None if layer.bias is None else layer.bias.float())
+    return layer(x)
+
+
 def preprocess_image(image: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
     """uint8 (N, H, W, C) -> float (N, C, H, W) in [-0.5, 0.5] (paper: x / 255 - 0.5).
 
@@ -48,6 +77,7 @@ class Encoder(nn.Module):
             raise ValueError(f"encoder kernels {config.kernels} do not fit a {IMAGE_SIZE}x{IMAGE_SIZE} image")
         self.layers = nn.Sequential(*layers)
         self.output_size = in_channels * size * size
+        keras_init_(self)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """float (N, C, 64, 64), already preprocessed -> embedding (N, output_size)."""
@@ -80,6 +110,7 @@ class Decoder(nn.Module):
             raise ValueError(f"decoder kernels {config.kernels} give {size}x{size} images, not {IMAGE_SIZE}x{IMAGE_SIZE}")
         self.layers = nn.Sequential(*layers)
         self.channels_last = True
+        keras_init_(self)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """features (N, F) -> image mean (N, C, 64, 64)."""
@@ -136,10 +167,14 @@ class MLP(nn.Module):
         layers.append(nn.Linear(size, out_size))
         self.layers = nn.Sequential(*layers)
         self.out_size = out_size
+        keras_init_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., in_size) -> (..., out_size); a scalar head (out_size 1) drops the last axis."""
-        out = self.layers(x)
+        """(..., in_size) -> (..., out_size) in float32; a scalar head (out_size 1) drops the last axis."""
+        return self._output(self.layers[:-1](x))
+
+    def _output(self, hidden: torch.Tensor) -> torch.Tensor:
+        out = linear_fp32(self.layers[-1], hidden)
         return out.squeeze(-1) if self.out_size == 1 else out
 
     def forward_onehot(self, dense: torch.Tensor, one_hot: torch.Tensor, classes: int) -> torch.Tensor:
@@ -153,8 +188,7 @@ class MLP(nn.Module):
         """
         first = self.layers[0]
         x = onehot_linear(dense, one_hot, classes, first.weight, first.bias)
-        out = self.layers[1:](x)
-        return out.squeeze(-1) if self.out_size == 1 else out
+        return self._output(self.layers[1:-1](x))
 
 
 def onehot_linear(dense: torch.Tensor, one_hot: torch.Tensor, classes: int, weight: torch.Tensor,

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import RSSMConfig
-from .networks import onehot_linear
+from .networks import keras_init_, linear_fp32, onehot_linear
 
 
 class RSSMState(NamedTuple):
@@ -57,6 +57,7 @@ class LayerNormGRUCell(nn.Module):
         self.update_bias = update_bias
         self.linear = nn.Linear(input_size + size, 3 * size)
         self.norm = nn.LayerNorm(3 * size, eps=1e-3)  # Keras LayerNormalization's default epsilon
+        keras_init_(self)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         parts = self.norm(self.linear(torch.cat([x, h], -1)))
@@ -87,6 +88,7 @@ class RSSM(nn.Module):
         self.img_stats = nn.Linear(config.hidden, self.stats_size)
         self.obs_out = nn.Linear(config.deter + embed_size, config.hidden)
         self.obs_stats = nn.Linear(config.hidden, self.stats_size)
+        keras_init_(self)
 
     # ----------------------------------------------------------------------------------- states
     def initial(self, batch_size: int, device: torch.device | str | None = None) -> RSSMState:
@@ -175,7 +177,7 @@ class RSSM(nn.Module):
         else:
             x = F.linear(state.stoch, self.img_in.weight[:, : self.stoch_size]) + action_in
         deter = self.cell(F.elu(x), state.deter)
-        stats = self._stats(self.img_stats(F.elu(self.img_out(deter))))
+        stats = self._stats(linear_fp32(self.img_stats, F.elu(self.img_out(deter))))
         return RSSMState(deter, self.sample(stats, generator, mode), stats)
 
     def obs_step(
@@ -187,7 +189,7 @@ class RSSM(nn.Module):
         state = state.map(lambda x: x * keep)
         prior = self.img_step(state, action * keep, generator, mode=mode)
         hidden = F.elu(self.obs_out(torch.cat([prior.deter, embed], -1)))
-        stats = self._stats(self.obs_stats(hidden))
+        stats = self._stats(linear_fp32(self.obs_stats, hidden))
         return RSSMState(prior.deter, self.sample(stats, generator, mode), stats), prior
 
     def observe(
@@ -222,7 +224,7 @@ class RSSM(nn.Module):
             x = F.linear(state.stoch, stoch_weight) + action_ins[t]
             deter = self.cell(F.elu(x), state.deter)
             hidden = F.elu(F.linear(deter, obs_weight) + embed_ins[t])
-            stats = self._stats(self.obs_stats(hidden))
+            stats = self._stats(linear_fp32(self.obs_stats, hidden))
             state = RSSMState(deter, self.sample(stats, generator), stats)
             deters.append(deter)
             stochs.append(state.stoch)
@@ -231,7 +233,7 @@ class RSSM(nn.Module):
         post = RSSMState(deter, torch.stack(stochs, 1), torch.stack(stats_list, 1))
         # The prior p(z_t | h_t) is not needed inside the loop (the next step uses the
         # posterior), so its head runs once on all B * T states.
-        prior_stats = self._stats(self.img_stats(F.elu(self.img_out(deter))))
+        prior_stats = self._stats(linear_fp32(self.img_stats, F.elu(self.img_out(deter))))
         prior = RSSMState(deter, self.sample(prior_stats, generator), prior_stats)
         return post, prior
 

@@ -394,3 +394,52 @@ def test_onehot_linear_equals_the_dense_layer_with_gradients():
     (ours_grad,) = torch.autograd.grad(ours.square().sum(), [mlp.layers[0].weight])
     torch.testing.assert_close(ours, expected)
     torch.testing.assert_close(ours_grad, expected_grad)
+
+
+# ------------------------------------------------------------------------ initialisation, precision
+def test_layers_start_with_keras_defaults():
+    """Glorot-uniform kernels and zero biases everywhere (the published code's Keras defaults)."""
+    agent = Agent(preset("debug"), num_actions=5)
+    layers = [m for module in (agent.world_model, agent.actor_critic) for m in module.modules()
+              if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
+    assert len(layers) > 20
+    for layer in layers:
+        weight = layer.weight.detach()
+        if isinstance(layer, nn.Linear):
+            fan_in, fan_out = weight.shape[1], weight.shape[0]
+        else:  # Conv2d (out, in, k, k); ConvTranspose2d (in, out, k, k): the sum of the fans is the same
+            receptive = weight.shape[2] * weight.shape[3]
+            fan_in, fan_out = weight.shape[1] * receptive, weight.shape[0] * receptive
+        bound = (6.0 / (fan_in + fan_out)) ** 0.5
+        assert weight.abs().max() <= bound + 1e-7, layer
+        if weight.numel() >= 500:  # uniform over the whole interval, not a narrower one
+            assert weight.abs().max() > 0.95 * bound and abs(weight.std().item() - bound / 3**0.5) < 0.1 * bound
+        assert layer.bias is None or torch.count_nonzero(layer.bias) == 0, layer
+
+
+def test_output_layers_compute_in_fp32_under_bf16_autocast():
+    """Latent logits and every head's output stay float32 under bf16 autocast: a value near 300 is
+    exact to float32 rounding, where bf16 would round it to a multiple of 2."""
+    from dreamer_pipeline.models.networks import MLP
+
+    torch.manual_seed(0)
+    critic = MLP(24, 1, MLPConfig(layers=2, units=16))
+    with torch.no_grad():
+        critic.layers[-1].bias.fill_(300.0)
+    x = torch.randn(64, 24)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        hidden = critic.layers[:-1](x)
+        value = critic(x)
+        assert hidden.dtype == torch.bfloat16  # autocast is really on for the hidden layers
+    last = critic.layers[-1]
+    reference = (hidden.double() @ last.weight.double().T + last.bias.double()).squeeze(-1)
+    assert value.dtype == torch.float32
+    torch.testing.assert_close(value.double(), reference, rtol=0, atol=1e-4)
+
+    rssm = RSSM(RSSMConfig(deter=8, hidden=8, stoch=2, classes=3), embed_size=6, num_actions=2)
+    state = rssm.initial(4)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        post, prior = rssm.obs_step(state, torch.zeros(4, 2), torch.randn(4, 6), torch.ones(4, dtype=torch.bool))
+        seq_post, seq_prior = rssm.observe(torch.randn(4, 3, 6), torch.zeros(4, 3, 2), torch.zeros(4, 3, dtype=torch.bool))
+    for states in (post, prior, seq_post, seq_prior):
+        assert states.stats.dtype == torch.float32

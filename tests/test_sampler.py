@@ -24,8 +24,11 @@ def check_batch_against_stores(sampler, batch, episode, offset):
         store = sampler.data.stores[sampler.store_of[episode[i]]]
         start = int(sampler.start_of[episode[i]] + offset[i])
         np.testing.assert_array_equal(batch["image"][i], store.read("image", start, start + T))
-        for key in ("action", "reward", "is_first", "is_last", "is_terminal"):
+        for key in ("action", "reward", "is_last", "is_terminal"):
             np.testing.assert_array_equal(batch[key][i], store.read(key, start, start + T))
+        stored_first = store.read("is_first", start, start + T)
+        np.testing.assert_array_equal(batch["is_first"][i, 1:], stored_first[1:])
+    assert batch["is_first"][:, 0].all()  # every window starts from the zero state (published replay)
 
 
 @pytest.mark.parametrize("cache", ["none", "lru", "ram"])
@@ -163,3 +166,16 @@ def test_prefetch_yields_the_same_batches(dataset):
         got, want = next(stream), expected.sample()
         assert all(np.array_equal(got[k], want[k]) for k in want)
     stream.close()  # stops the background thread
+
+
+def test_windows_inside_episodes_start_with_is_first(tmp_path):
+    """The published replay sets is_first on the first step of every sampled sequence, so a window
+    that starts mid-episode is filtered from the zero state with a zeroed first action."""
+    data = open_dataset(make_store(tmp_path / "w.zarr", [60], chunk_steps=16))
+    sampler = SequenceSampler(data, batch_size=64, seq_len=10, prioritize_ends=False, seed=0)
+    episode, offset = sampler.sample_windows()
+    batch = sampler.gather(episode, offset)
+    assert (offset > 0).sum() > 50  # most windows start inside the episode
+    assert batch["is_first"][:, 0].all() and not batch["is_first"][:, 1:].any()
+    store = ExperienceStore(data.stores[0].path)
+    assert not store.read("is_first", int(offset.max()), int(offset.max()) + 1)[0]  # the store is unchanged
