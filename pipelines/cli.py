@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "prefill": "prefill:prefill_command",
     "train-world-model": "train_world_model:train_world_model_command",
     "train-actor-critic": "train_actor_critic:train_actor_critic_command",
+    "train-online": "train_online:train_online_command",
     "pretrain-world-model": "pretrain_world_model:pretrain_world_model_command",
     "evaluate": "evaluate:evaluate_command",
     "scores": "scores_command:scores_command",

@@ -46,6 +46,12 @@ def env_config_from_file(path: str | Path):
         raise ConfigError(f"{path}: {error}") from None
 
 
+def _link(folder: Path):
+    from .online_link import OnlineLink
+
+    return OnlineLink.at(folder)
+
+
 def load_policy(spec: str, mode: str, device: str):
     """None for the random policy (the collector seeds it), else the agent of a checkpoint."""
     if spec == "random":
@@ -82,6 +88,11 @@ def load_policy(spec: str, mode: str, device: str):
               help="'random' (uniform, the paper's prefill) or the path of an agent checkpoint.")
 @click.option("--policy-mode", type=click.Choice(["sample", "greedy"]), default="sample", show_default=True,
               help="For a checkpoint: sample from the actor (exploration) or take its mode.")
+@click.option("--follow", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Online stage: act with the actor a learner publishes in this folder, at the run's replay "
+              "ratio (pipelines/online_link.py). Replaces --policy.")
+@click.option("--follow-shard", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --follow: this collector's index in the learner's plan.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device for a checkpoint policy.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               help="YAML with environment settings: EnvConfig fields at the top level, or a pipeline "
@@ -103,8 +114,9 @@ def load_policy(spec: str, mode: str, device: str):
               help="Write this dataset manifest (listing the store) once the store is complete "
               "(used by the Snakemake rules).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
-def collect_command(game, store, steps, envs, threads, seed, policy_spec, policy_mode, device, config_path, sticky,
-                    full_action_space, max_episode_steps, noop_max, chunk_steps, commit_steps, marker, progress):
+def collect_command(game, store, steps, envs, threads, seed, policy_spec, policy_mode, follow, follow_shard, device,
+                    config_path, sticky, full_action_space, max_episode_steps, noop_max, chunk_steps, commit_steps,
+                    marker, progress):
     """Play GAME with a policy and store whole episodes in a zarr experience store.
 
     Runs until the store holds at least --steps committed agent steps. Only whole episodes are
@@ -128,6 +140,7 @@ def collect_command(game, store, steps, envs, threads, seed, policy_spec, policy
 
     from .atari import EnvConfig, UnknownGameError
     from .collector import DEFAULT_COMMIT_STEPS, CollectError, collect
+    from .online_link import OnlineLinkError
 
     try:
         env_config = env_config_from_file(config_path) if config_path else EnvConfig()
@@ -138,13 +151,20 @@ def collect_command(game, store, steps, envs, threads, seed, policy_spec, policy
             "noop_max": noop_max,
         }
         env_config = dataclasses.replace(env_config, **{k: v for k, v in changes.items() if v is not None})
-        policy = load_policy(policy_spec, policy_mode, device)
+        if follow is not None:
+            from .online_policy import following_policy
+
+            if policy_spec != "random":
+                raise click.UsageError("give --policy or --follow, not both")
+            policy = following_policy(_link(follow), follow_shard, store, mode=policy_mode, device=device)
+        else:
+            policy = load_policy(policy_spec, policy_mode, device)
         result = collect(
             store, game, steps, num_envs=envs, seed=seed, env_config=env_config, policy=policy,
             chunk_steps=chunk_steps or DEFAULT_CHUNK_STEPS, num_threads=threads, progress=progress,
             commit_steps=commit_steps or DEFAULT_COMMIT_STEPS,
         )
-    except (StoreError, ConfigError, UnknownGameError, CollectError, ValueError) as error:
+    except (StoreError, ConfigError, UnknownGameError, CollectError, OnlineLinkError, ValueError) as error:
         raise click.ClickException(str(error)) from None
 
     if result.stopped_by:

@@ -23,7 +23,7 @@ import yaml
 from dreamer_pipeline.models.config_schema import ConfigError, from_mapping, to_dict
 
 __all__ = [
-    "AgentSection", "CollectConfig", "ConfigError", "EvaluateConfig", "PathsConfig", "PipelineConfig",
+    "AgentSection", "CollectConfig", "ConfigError", "EvaluateConfig", "LoopConfig", "PathsConfig", "PipelineConfig",
     "PrefillConfig", "PretrainConfig", "TrainConfig", "load_config", "config_from_mapping", "to_dict",
 ]
 
@@ -40,11 +40,40 @@ class PrefillConfig:
     name: str = "random50k"  # the shared store: {paths.datasets}/{game}/{name}.zarr
     steps: int = 50_000  # agent steps of the uniform random policy (paper: 50k before the first update)
     envs: int = 1  # environments stepped together by the prefill collector
+    updates: int | None = None  # iteration 0's updates on the prefill alone; None = steps / train_every
 
     def validate(self) -> None:
         _positive("prefill.steps", self.steps)
         _positive("prefill.envs", self.envs)
         _check_name("prefill.name", self.name)
+        if self.updates is not None:
+            _positive("prefill.updates", self.updates)
+
+
+@dataclass
+class LoopConfig:
+    """How acting and learning alternate; docs/pipeline.md, "The loop", has the policy lag of each mode.
+
+    The paper's loop acts and updates in one process (one update every `train_every` steps, so the
+    acting policy is at most 16 steps old). The pipeline cuts the run into iterations, each ending
+    in a checkpoint and an evaluation. Two mechanisms bound how old the acting policy gets:
+    iterations that start small and grow, and the online stage, in which the iteration's
+    collectors act with the actor the learner publishes every `publish_every` updates.
+    """
+
+    online: bool = False  # collectors and learner run at the same time inside every iteration k >= 1
+    first_iteration_steps: int = 0  # agent steps of iteration 1; 0 = steps_per_iteration (no growth)
+    growth: float = 2.0  # iteration k+1 collects `growth` times iteration k's steps, up to steps_per_iteration
+    publish_every: int = 100  # online: learner updates between actor publications
+    lead_updates: int = 100  # online: how many updates' worth of steps the collectors may run ahead
+
+    def validate(self) -> None:
+        if self.first_iteration_steps < 0:
+            raise ValueError("loop.first_iteration_steps must not be negative")
+        if self.growth < 1.0:
+            raise ValueError(f"loop.growth must be at least 1, got {self.growth!r}")
+        _positive("loop.publish_every", self.publish_every)
+        _positive("loop.lead_updates", self.lead_updates)
 
 
 @dataclass
@@ -153,6 +182,7 @@ class PipelineConfig:
     replay_steps: int = 2_000_000  # the replay: the most recent agent steps of this run's stores
     collectors: int = 1  # parallel collector jobs per iteration, each with its own store and seed
     interleaved: bool = True  # world model, actor, critic per batch in one stage, as the paper's loop
+    loop: LoopConfig = field(default_factory=LoopConfig)  # growing iterations, online stage
     offline: bool = False  # train from `datasets` only: no prefill, no collection; still evaluate
     iterations: int = 0  # 0 = as many as frames_budget allows; n = exactly iterations 0..n-1
     datasets: list[str] = field(default_factory=list)  # shared datasets added to every replay
@@ -187,6 +217,15 @@ class PipelineConfig:
             raise ValueError("offline: true needs at least one entry in datasets to train from")
         if self.collectors > self.steps_per_iteration:
             raise ValueError("collectors must not exceed steps_per_iteration")
+        if self.loop.first_iteration_steps > self.steps_per_iteration:
+            raise ValueError("loop.first_iteration_steps must not exceed steps_per_iteration (the largest iteration)")
+        if self.loop.first_iteration_steps and self.loop.first_iteration_steps < max(self.train_every, self.collectors):
+            raise ValueError("loop.first_iteration_steps must be at least train_every and collectors")
+        if self.loop.online and not self.interleaved:
+            raise ValueError("loop.online needs interleaved: true (the learner trains world model, actor and "
+                             "critic on every batch)")
+        if self.loop.online and self.offline:
+            raise ValueError("loop.online and offline exclude each other: offline training collects nothing")
 
     # ---- derived paths (the full run layout is pipelines.run_layout) ----
     @property

@@ -2,10 +2,13 @@
 stores its replay reads, and how many frames the run has seen when it ends.
 
 The paper's loop (Hafner et al. 2021) collects one agent step at a time and updates every 16 steps
-after a 50k-step random prefill. The pipeline batches that loop: iteration 0 trains on the prefill,
-iteration k >= 1 first collects `steps_per_iteration` steps with the actor of iteration k-1, then
-makes `steps / train_every` updates, which keeps the paper's replay ratio. The frame budget
-counts the prefill, so a run ends exactly at `frames_budget` (the last iteration collects the rest).
+after a 50k-step random prefill. The pipeline cuts that loop into iterations, each ending in a
+checkpoint and an evaluation: iteration 0 trains on the prefill (`prefill.updates` updates), and
+iteration k >= 1 collects steps with the newest actor and makes `steps / train_every` updates,
+which keeps the paper's replay ratio. Iteration sizes start at `loop.first_iteration_steps` and
+grow by `loop.growth` up to `steps_per_iteration`, so early iterations keep the acting policy
+fresh and a 200M-frame run stays at about 200 iterations. The frame budget counts the prefill, so
+a run ends exactly at `frames_budget` (the last iteration collects the rest).
 """
 
 from __future__ import annotations
@@ -38,6 +41,14 @@ def split_steps(total: int, parts: int) -> tuple[int, ...]:
     return tuple(base + (1 if j < extra else 0) for j in range(parts))
 
 
+def iteration_size(cfg: PipelineConfig, k: int) -> int:
+    """Agent steps iteration k >= 1 collects before the budget cuts it: the first size grown
+    geometrically, capped at `steps_per_iteration`."""
+    first = cfg.loop.first_iteration_steps or cfg.steps_per_iteration
+    size = first * cfg.loop.growth ** min(k - 1, 64)  # finite: grown past any cap long before
+    return int(min(cfg.steps_per_iteration, round(size)))
+
+
 def plan(cfg: PipelineConfig) -> list[Iteration]:
     """Every iteration of one run, in order (the same for every game and seed)."""
     updates_of = lambda steps: max(1, steps // cfg.train_every)  # noqa: E731
@@ -45,11 +56,15 @@ def plan(cfg: PipelineConfig) -> list[Iteration]:
         count = cfg.iterations or -(-budget_steps(cfg) // cfg.steps_per_iteration)
         return [Iteration(k, 0, (), updates_of(cfg.steps_per_iteration), 0, 0) for k in range(count)]
     prefill = cfg.prefill.steps
-    iterations = [Iteration(0, 0, (), updates_of(prefill), 0, prefill)]
+    first_updates = cfg.prefill.updates if cfg.prefill.updates is not None else updates_of(prefill)
+    iterations = [Iteration(0, 0, (), first_updates, 0, prefill)]
     remaining = max(0, budget_steps(cfg) - prefill)
     k = 1
     while (remaining > 0 and not cfg.iterations) or (cfg.iterations and k < cfg.iterations):
-        steps = cfg.steps_per_iteration if cfg.iterations else min(cfg.steps_per_iteration, remaining)
+        size = iteration_size(cfg, k)
+        steps = size if cfg.iterations else min(size, remaining)
+        if not cfg.iterations and 0 < remaining - steps < max(cfg.train_every, cfg.collectors):
+            steps = remaining  # no iteration too small for an update or a step per collector
         before = iterations[-1].steps_after
         iterations.append(Iteration(k, steps, split_steps(steps, cfg.collectors), updates_of(steps), before, before + steps))
         remaining -= steps

@@ -59,6 +59,11 @@ class WorkflowPlan:
     def run_dirs(self) -> list[str]:
         return [self.layout.run_dir(g, self.variant, s) for g, s in self.runs()]
 
+    def staged_iterations(self) -> str:
+        """The iteration wildcard's pattern of the staged training rule: with `loop.online` only
+        iteration 0 (on the prefill) is staged, every later one is an online stage."""
+        return "0000" if self.cfg.loop.online else r"\d{4}"
+
     def wildcard_constraints(self) -> dict[str, str]:
         return {
             "game": "|".join(re.escape(g) for g in self.cfg.games),
@@ -91,12 +96,15 @@ class WorkflowPlan:
         return [r.source for r in refs if r.built], [r.source for r in refs if not r.built]
 
     # ---- one iteration of one run ----
-    def replay(self, game: str, seed, iteration) -> list[str]:
-        """The run's own stores iteration k's replay can reach, oldest first (markers)."""
+    def replay(self, game: str, seed, iteration, own: bool = True) -> list[str]:
+        """The run's own stores iteration k's replay can reach, oldest first (markers). `own=False`
+        leaves out iteration k's own shards (the online stage writes them while it trains)."""
         k = _k(iteration)
         with_prefill, collected = replay_iterations(self.cfg, self.iterations, k)
         sources = [self.layout.dataset_marker(game, self.cfg.prefill.name)] if with_prefill else []
         for i in collected:
+            if i == k and not own:
+                continue
             sources += [self.layout.shard_marker(game, self.variant, seed, i, j) for j in range(self.iterations[i].num_shards)]
         return sources
 

@@ -147,3 +147,43 @@ def test_seeds_fit_ale_py():
 
     seeds = [shard_seed(s, k, j) for s in range(3) for k in range(50) for j in range(3)] + [eval_seed(s, k) for s in range(3) for k in range(50)]
     assert all(0 <= seed < 2**31 - 1000 for seed in seeds) and len(set(seeds)) == len(seeds)
+
+
+def test_growing_schedule_starts_small_and_keeps_the_budget():
+    cfg = config_from_mapping({"loop": {"first_iteration_steps": 5000, "growth": 2.0}, "prefill": {"updates": 1}})
+    iterations = plan(cfg)
+    sizes = [it.collect_steps for it in iterations]
+    assert sizes[:8] == [0, 5000, 10_000, 20_000, 40_000, 80_000, 160_000, 250_000]
+    assert iterations[0].updates == 1  # the paper's single pretraining update, not 3125 on random data
+    assert all(it.updates == it.collect_steps // 16 for it in iterations[1:])
+    assert (cfg.prefill.steps + sum(sizes)) * 4 == cfg.frames_budget
+    assert len(iterations) == 206  # about the batched schedule's 201: the DAG stays small
+    # the remainder never makes an iteration too small for an update
+    cfg = config_from_mapping({"frames_budget": 4 * (50_000 + 5000 + 10_000 + 3), "loop": {"first_iteration_steps": 5000}})
+    assert [it.collect_steps for it in plan(cfg)] == [0, 5000, 10_003]
+
+
+@pytest.mark.parametrize(
+    "data, needle",
+    [
+        ({"loop": {"growth": 0.5}}, "loop.growth must be at least 1"),
+        ({"loop": {"first_iteration_steps": 300_000}}, "must not exceed steps_per_iteration"),
+        ({"loop": {"online": True}, "interleaved": False}, "loop.online needs interleaved: true"),
+        ({"prefill": {"updates": 0}}, "prefill.updates must be positive"),
+    ],
+)
+def test_bad_loop_settings(data, needle):
+    with pytest.raises(ConfigError, match=needle):
+        config_from_mapping(data)
+
+
+def test_online_workflow_replaces_collect_and_staged_training(tmp_path):
+    from dreamer_pipeline.pipelines.workflow_plan import load_workflow
+
+    cfg = {"loop": {"online": True, "first_iteration_steps": 5000}, "collectors": 2, "paths": {"results": str(tmp_path)}}
+    workflow = load_workflow(cfg, write_snapshot=False)
+    assert workflow.staged_iterations() == "0000"
+    own = workflow.replay("pong", 0, 2)
+    before = workflow.replay("pong", 0, 2, own=False)
+    assert own[: len(before)] == before and len(own) == len(before) + 2  # iteration 2's two shards
+    assert all("iter0002" not in source for source in before)

@@ -25,26 +25,29 @@ rule prefill:
         "> {log} 2>&1"
 
 
-rule collect:
-    """Iteration k's experience from the actor of iteration k-1: one of `collectors` parallel jobs."""
-    input:
-        agent=lambda w: W.agent(w.game, w.seed, int(w.iteration) - 1),
-    output:
-        marker=L.shard_marker("{game}", "{variant}", "{seed}", "{iteration}", "{shard}"),
-    params:
-        config=CONFIG_SNAPSHOT,
-        store=lambda w: L.shard_store(w.game, w.variant, w.seed, w.iteration, w.shard),
-        steps=lambda w: W.shard_steps(w.iteration, w.shard),
-        seed=lambda w: W.shard_seed(w.seed, w.iteration, w.shard),
-        envs=CFG.collect.envs,
-        mode=CFG.collect.policy_mode,
-    threads: CFG.collect.threads
-    log:
-        L.log("collect", "{game}", "{variant}", "seed{seed}", "iter{iteration}", "shard{shard}"),
-    shell:
-        "dreamer-pipeline collect --game {wildcards.game} --store {params.store} --steps {params.steps} "
-        "--envs {params.envs} --threads {threads} --seed {params.seed} --config {params.config} "
-        "--policy {input.agent} --policy-mode {params.mode} --marker {output.marker} > {log} 2>&1"
+# With loop.online the online stage (train.smk) collects iterations k >= 1 itself.
+if not CFG.loop.online:
+
+    rule collect:
+        """Iteration k's experience from the actor of iteration k-1: one of `collectors` parallel jobs."""
+        input:
+            agent=lambda w: W.agent(w.game, w.seed, int(w.iteration) - 1),
+        output:
+            marker=L.shard_marker("{game}", "{variant}", "{seed}", "{iteration}", "{shard}"),
+        params:
+            config=CONFIG_SNAPSHOT,
+            store=lambda w: L.shard_store(w.game, w.variant, w.seed, w.iteration, w.shard),
+            steps=lambda w: W.shard_steps(w.iteration, w.shard),
+            seed=lambda w: W.shard_seed(w.seed, w.iteration, w.shard),
+            envs=CFG.collect.envs,
+            mode=CFG.collect.policy_mode,
+        threads: CFG.collect.threads
+        log:
+            L.log("collect", "{game}", "{variant}", "seed{seed}", "iter{iteration}", "shard{shard}"),
+        shell:
+            "dreamer-pipeline collect --game {wildcards.game} --store {params.store} --steps {params.steps} "
+            "--envs {params.envs} --threads {threads} --seed {params.seed} --config {params.config} "
+            "--policy {input.agent} --policy-mode {params.mode} --marker {output.marker} > {log} 2>&1"
 
 
 if CFG.pretrain is not None:

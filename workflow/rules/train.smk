@@ -34,6 +34,8 @@ rule train_world_model:
             subcategory="{game} seed {seed}",
             labels={"game": "{game}", "seed": "{seed}", "iteration": "{iteration}", "batch": "{video}"},
         ),
+    wildcard_constraints:
+        iteration=W.staged_iterations(),
     params:
         config=CONFIG_SNAPSHOT,
         start=_start_flags,
@@ -52,6 +54,47 @@ rule train_world_model:
         "--updates-before {params.updates_before} --frames {params.frames} {params.mode} {params.start} "
         "{params.shared} --out {output.checkpoint} --videos {output.videos} {input.replay} "
         "> {log} 2>&1"
+
+
+if CFG.loop.online:
+
+    rule train_online:
+        """Iteration k >= 1 with loop.online: its collectors and the learner run at the same time."""
+        input:
+            previous=lambda w: W.agent(w.game, w.seed, int(w.iteration) - 1),
+            replay=lambda w: W.replay(w.game, w.seed, w.iteration, own=False),
+            shared=lambda w: W.shared_built(w.game),
+        output:
+            checkpoint=L.world_model("{game}", "{variant}", "{seed}", "{iteration}"),
+            markers=[L.shard_marker("{game}", "{variant}", "{seed}", "{iteration}", str(j)) for j in range(CFG.collectors)],
+            videos=report(
+                directory(L.videos_dir("{game}", "{variant}", "{seed}", "{iteration}")),
+                patterns=["{video}.gif"],
+                caption="../../pipelines/report/open_loop.rst",
+                category="Open-loop predictions",
+                subcategory="{game} seed {seed}",
+                labels={"game": "{game}", "seed": "{seed}", "iteration": "{iteration}", "batch": "{video}"},
+            ),
+        wildcard_constraints:
+            iteration=r"(?!0000)\d{4}",
+        params:
+            config=CONFIG_SNAPSHOT,
+            shared=_shared_flags,
+            markers=lambda w, output: " ".join(f"--marker {m}" for m in output.markers),
+            updates=lambda w: W.updates(w.iteration),
+            updates_before=lambda w: W.updates_before(w.iteration),
+            frames=lambda w: W.frames(w.iteration),
+        threads: CFG.collectors + 1
+        resources:
+            gpu=1,
+        log:
+            L.log("train_online", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
+        shell:
+            "dreamer-pipeline train-online --config {params.config} --game {wildcards.game} "
+            "--seed {wildcards.seed} --iteration {wildcards.iteration} --updates {params.updates} "
+            "--updates-before {params.updates_before} --frames {params.frames} --resume-from {input.previous} "
+            "{params.shared} {params.markers} --out {output.checkpoint} --videos {output.videos} {input.replay} "
+            "> {log} 2>&1"
 
 
 rule train_actor_critic:

@@ -1,0 +1,143 @@
+"""The online stage: collectors and learner at the same time, holding the replay ratio both ways."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dreamer_pipeline.models.agent import Agent
+from dreamer_pipeline.models.config import preset
+from dreamer_pipeline.pipelines.online_link import OnlineLink, OnlineLinkError
+from dreamer_pipeline.pipelines.online_policy import following_policy
+
+
+def images(n: int) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (n, 64, 64, 1), dtype=np.uint8)
+
+
+def test_following_policy_waits_for_the_learner_and_loads_new_actors(tmp_path):
+    agent = Agent(preset("debug"), num_actions=3)
+    link = OnlineLink.at(tmp_path / "online")
+    link.folder.mkdir()
+    with pytest.raises(OnlineLinkError, match="plan.json: missing"):
+        following_policy(link, 0, tmp_path / "s.zarr")
+    link.write_plan(train_every=4, lead_updates=2, targets=[40, 40])
+    link.publish_actor(agent, 0)
+    link.write_learner(0, 20)
+    policy = following_policy(link, 0, tmp_path / "s.zarr")
+    assert policy.num_actions == 3 and policy.share == 0.5
+    state = policy.initial_state(2)
+    image, first = images(2), np.ones(2, bool)
+    # (0 updates + 2 lead) * 4 steps/update * share 0.5 = 4 steps: two vector steps of 2 envs
+    for _ in range(2):
+        _, state = policy.act(image, first, state)
+        first = np.zeros(2, bool)
+    assert policy.steps == 4
+
+    def learner_moves_on():
+        time.sleep(0.4)
+        with torch.no_grad():
+            for p in agent.actor_critic.actor.parameters():
+                p.add_(1.0)
+        link.publish_actor(agent, 2)
+        link.write_learner(2, 20)
+
+    thread = threading.Thread(target=learner_moves_on)
+    started = time.monotonic()
+    thread.start()
+    _, state = policy.act(image, first, state)  # blocked until the learner reached update 2
+    thread.join()
+    assert time.monotonic() - started >= 0.35
+    assert link.read_collector(0)["steps"] == 4  # reported before waiting, so the learner could see it
+    assert policy.steps == 6 and policy.updates_seen == 2
+    for mine, theirs in zip(policy.agent.actor_critic.actor.parameters(), agent.actor_critic.actor.parameters()):
+        torch.testing.assert_close(mine, theirs)
+    link.write_learner(2, 20, finished=True)
+    policy._wait_for_learner(1000)  # a finished learner no longer limits the collectors
+    assert policy.allowed_steps() == math.inf
+
+
+def test_published_actor_is_weights_only_and_checked(tmp_path):
+    link = OnlineLink.at(tmp_path)
+    torch.save({"format": "something else"}, link.actor)
+    with pytest.raises(OnlineLinkError, match="not a published online actor"):
+        link.read_actor()
+    link.actor.write_bytes(b"\x80\x04garbage")
+    with pytest.raises(Exception):
+        link.read_actor()
+
+
+# ---------------------------------------------------------------------------------- the whole stage
+def write_config(tmp_path: Path) -> Path:
+    config = {
+        "games": ["pong"], "seeds": [0], "variant": "online-test",
+        "frames_budget": 4 * (64 + 128), "steps_per_iteration": 128, "train_every": 8, "collectors": 2,
+        "loop": {"online": True, "publish_every": 4, "lead_updates": 2},
+        "prefill": {"name": "random", "steps": 64, "updates": 2},
+        "collect": {"envs": 1},
+        "train": {"batch_size": 2, "sequence_length": 8, "checkpoint_every": 4, "video_sequences": 1,
+                  "device": "cpu", "torch_threads": 1, "loader_workers": 0},
+        "env": {"max_episode_steps": 24},
+        "agent": {"preset": "debug"},
+        "paths": {"results": str(tmp_path / "results")},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_online_stage_collects_trains_and_resumes_after_a_kill(tmp_path):
+    from dreamer_pipeline.datasets.store import ExperienceStore
+    from dreamer_pipeline.pipelines.agent_io import build_agent, save_agent
+    from dreamer_pipeline.pipelines.collector import collect
+    from dreamer_pipeline.pipelines.atari import EnvConfig
+
+    config = write_config(tmp_path)
+    prefill = tmp_path / "prefill.zarr"
+    collect(prefill, "pong", 64, env_config=EnvConfig(max_episode_steps=24), progress=False)
+    agent = build_agent(preset("debug"), 6, "cpu", seed=0)
+    previous = tmp_path / "run" / "iter0000" / "world_model.pt"
+    save_agent(previous, agent, pipeline_config={}, progress={"iteration": 0})
+    out = tmp_path / "run" / "iter0001" / "world_model.pt"
+    markers = [tmp_path / "run" / "iter0001" / "experience" / f"shard{j}.json" for j in range(2)]
+    command = [sys.executable, "-m", "dreamer_pipeline.pipelines.cli", "train-online", "--config", str(config),
+               "--game", "pong", "--iteration", "1", "--updates", "16", "--resume-from", str(previous),
+               "--out", str(out), *[arg for m in markers for arg in ("--marker", str(m))], str(prefill)]
+    partial = out.with_name("world_model.partial.pt")
+
+    # first run: SIGKILL the whole process group (learner and collectors) once a partial checkpoint exists
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not partial.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert first.poll() is None, first.stdout.read().decode()[-3000:]
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert not out.exists()
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=400)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "resuming from" in second.stdout + second.stderr  # the learner continued from its partial checkpoint
+    assert out.exists() and all(m.exists() for m in markers)
+    for j, marker in enumerate(markers):
+        store = ExperienceStore(marker.with_suffix(".zarr"))
+        assert store.num_steps >= 64 and store.attrs["policy"]["kind"] == "online"
+    link = OnlineLink.at(out.parent / "online")
+    assert link.read_learner() == {"updates": 16, "target": 16, "finished": True}
+    from dreamer_pipeline.pipelines.agent_io import read_payload
+
+    assert read_payload(out)["extra"]["progress"]["updates"] == 16
+    assert not subprocess.run(["pgrep", "-f", f"--follow {link.folder}"], capture_output=True).stdout  # no orphans
