@@ -227,7 +227,7 @@ def collect(
         raise CollectError(f"commit_steps must be at least 1, got {commit_steps}")
     path = Path(path)
     start_time = time.perf_counter()
-    with VectorAtari(game, num_envs, env_config, num_threads=num_threads) as env:
+    with vector_env(game, num_envs, env_config, num_threads) as env:
         if policy is not None and policy.num_actions != env.num_actions:
             raise CollectError(
                 f"the policy acts over {policy.num_actions} actions, but {env.game} has {env.num_actions} "
@@ -271,6 +271,16 @@ def collect(
         )
         writer.update_attrs(runs=runs + [run_record])
     return result
+
+
+def vector_env(game: str, num_envs: int, env_config: EnvConfig = EnvConfig(), num_threads: int | None = None):
+    """The collectors' vector environment: an Atari game, or "catch" (`pipelines.catch`, the tiny
+    pixel game of the learning test; `env_config` does not apply to it)."""
+    if game == "catch":
+        from .catch import CatchVectorEnv
+
+        return CatchVectorEnv(num_envs)
+    return VectorAtari(game, num_envs, env_config, num_threads=num_threads)
 
 
 def _versions() -> dict[str, str]:
