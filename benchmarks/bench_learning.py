@@ -145,7 +145,7 @@ def main() -> None:
     started = time.time()
     if not args.skip_run:
         load.start()
-        command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(ROOT),
+        command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(results),
                    "--cores", str(args.cores), "--rerun-incomplete", "train_all", "--configfile", str(config_path)]
         print("running:", " ".join(command), flush=True)
         with open(log_path, "ab") as log:

@@ -3,8 +3,8 @@
 A ball falls from a random column of the top row, one cell per step, and a paddle moves along the
 bottom row (actions NOOP, LEFT, RIGHT). When the ball reaches the paddle's row the step's reward
 is +1 if the paddle is under it and -1 otherwise; the landed ball stays visible for that step and
-the next ball starts at the top on the step after. An episode is `balls` drops (8 steps each)
-and ends terminal. The board is 8x8 cells of 8x8 pixels, so the smallest agent can
+the next ball starts `fall` rows up (the top row by default) on the step after. An episode is
+`balls` drops (`fall + 1` steps each) and ends terminal. The board is 8x8 cells of 8x8 pixels, so the smallest agent can
 see both objects. A uniform random policy scores well below zero; moving under the ball scores
 `balls` every episode. It behaves like `pipelines.atari.VectorAtari` (same `reset`, `step`,
 `Step`, `action_set`, hidden SAME_STEP auto-reset), so the real collector, store, sampler and
@@ -26,10 +26,11 @@ CELL = IMAGE_SHAPE[0] // CELLS
 
 @dataclass(frozen=True)
 class CatchConfig:
-    balls: int = 5  # drops per episode; each takes CELLS - 1 steps
+    balls: int = 5  # drops per episode
+    fall: int = CELLS - 1  # rows a ball falls before it lands (it appears that far above the paddle)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"balls": self.balls}
+        return {"balls": self.balls, "fall": self.fall}
 
 
 class CatchVectorEnv:
@@ -41,8 +42,9 @@ class CatchVectorEnv:
     num_actions = 3
 
     def __init__(self, num_envs: int, config: CatchConfig = CatchConfig()):
-        if num_envs < 1 or config.balls < 1:
-            raise ValueError(f"need at least one environment and one ball, got {num_envs} and {config.balls}")
+        if num_envs < 1 or config.balls < 1 or not 1 <= config.fall <= CELLS - 1:
+            raise ValueError(f"need at least one environment and one ball, and a fall of 1 to {CELLS - 1} rows; "
+                             f"got {num_envs}, {config.balls}, {config.fall}")
         self.num_envs, self.config = num_envs, config
         self._rng = [np.random.default_rng(0) for _ in range(num_envs)]
         self._ball = np.zeros((num_envs, 2), np.int64)  # (row, column)
@@ -100,7 +102,7 @@ class CatchVectorEnv:
         self._drop(i)
 
     def _drop(self, i: int) -> None:
-        self._ball[i] = (0, self._rng[i].integers(CELLS))
+        self._ball[i] = (CELLS - 1 - self.config.fall, self._rng[i].integers(CELLS))
 
     def _render(self) -> np.ndarray:
         image = np.zeros((self.num_envs, *IMAGE_SHAPE), np.uint8)

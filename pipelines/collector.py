@@ -274,12 +274,13 @@ def collect(
 
 
 def vector_env(game: str, num_envs: int, env_config: EnvConfig = EnvConfig(), num_threads: int | None = None):
-    """The collectors' vector environment: an Atari game, or "catch" (`pipelines.catch`, the tiny
-    pixel game of the learning test; `env_config` does not apply to it)."""
-    if game == "catch":
-        from .catch import CatchVectorEnv
+    """The collectors' vector environment: an Atari game, or "catch" / "catch-N" (`pipelines.catch`,
+    the tiny pixel game of the learning test, with balls falling N rows; `env_config` does not apply)."""
+    if game == "catch" or game.startswith("catch-"):
+        from .catch import CatchConfig, CatchVectorEnv
 
-        return CatchVectorEnv(num_envs)
+        fall = int(game.split("-")[1]) if "-" in game else CatchConfig.fall
+        return CatchVectorEnv(num_envs, CatchConfig(fall=fall))
     return VectorAtari(game, num_envs, env_config, num_threads=num_threads)
 
 

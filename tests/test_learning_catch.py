@@ -22,48 +22,45 @@ from dreamer_pipeline.datasets.sampler import SequenceSampler
 from dreamer_pipeline.models.agent import Agent
 from dreamer_pipeline.models.config import preset
 from dreamer_pipeline.pipelines.agent_policy import AgentPolicy
-from dreamer_pipeline.pipelines.catch import CatchVectorEnv
-from dreamer_pipeline.pipelines.collector import collect
+from dreamer_pipeline.pipelines.collector import collect, vector_env
 from dreamer_pipeline.pipelines.evaluate import run_episodes
 from dreamer_pipeline.pipelines.policy import RandomPolicy
 
+# The `small` preset with the CPU recipe's world-model settings (config/boxing_cpu.yaml).
+PRESET = "small"
 AGENT = {
-    "world_model": {
-        "encoder": {"depth": 8}, "decoder": {"depth": 8},
-        "rssm": {"deter": 64, "hidden": 64, "stoch": 8, "classes": 8},
-        "reward_head": {"layers": 2, "units": 64}, "discount_head": {"layers": 2, "units": 64},
-        "opt": {"lr": 1e-3},
-    },
-    "behaviour": {
-        "horizon": 10, "discount": 0.95,
-        "actor": {"layers": 2, "units": 64}, "critic": {"layers": 2, "units": 64},
-        "actor_opt": {"lr": 3e-4}, "critic_opt": {"lr": 1e-3},
-    },
+    "world_model": {"free_nats": 1.0, "opt": {"lr": 6e-4}},
+    "behaviour": {"actor_opt": {"lr": 1e-4}, "critic_opt": {"lr": 3e-4}},
 }
-ITERATIONS, UPDATES, COLLECT_STEPS, BATCH, LENGTH = 6, 100, 400, 16, 16
+GAME = "catch"
+PREFILL, WARMUP, ITERATIONS, UPDATES, COLLECT_STEPS, BATCH, LENGTH = 800, 400, 6, 100, 400, 16, 16
 
 
 def train_on_catch(folder, iterations=ITERATIONS, updates=UPDATES, collect_steps=COLLECT_STEPS, batch=BATCH,
-                   length=LENGTH, overrides=AGENT, seed=0) -> Agent:
-    """Prefill, then `iterations` of (train `updates` on every store so far, collect a new store)."""
+                   length=LENGTH, overrides=AGENT, seed=0, game=GAME, warmup=WARMUP, prefill=PREFILL) -> Agent:
+    """Prefill, `warmup` world-model updates on it, then `iterations` of (train `updates` on every
+    store so far, collect a new store with the sampling actor)."""
     torch.manual_seed(seed)
     stores = [folder / "prefill.zarr"]
-    collect(stores[0], "catch", 800, num_envs=4, seed=seed, progress=False)
-    agent = Agent(preset("debug", overrides), num_actions=3, seed=seed)
+    collect(stores[0], game, prefill, num_envs=4, seed=seed, progress=False)
+    agent = Agent(preset(PRESET, overrides), num_actions=3, seed=seed)
+    sampler = SequenceSampler(open_dataset(*stores), batch_size=batch, seq_len=length, seed=0)
+    for _ in range(warmup):
+        agent.train_world_model(sampler.sample())
     for iteration in range(1, iterations + 1):
         sampler = SequenceSampler(open_dataset(*stores), batch_size=batch, seq_len=length, seed=iteration)
         for _ in range(updates):
             metrics = agent.update(sampler.sample())
         assert np.isfinite(metrics["wm/loss"])
         stores.append(folder / f"iter{iteration}.zarr")
-        collect(stores[-1], "catch", collect_steps, num_envs=4, seed=seed * 100 + iteration, progress=False,
+        collect(stores[-1], game, collect_steps, num_envs=4, seed=seed * 100 + iteration, progress=False,
                 policy=AgentPolicy(agent, mode="sample"))
     return agent
 
 
-def greedy_and_random(agent, episodes=40) -> tuple[list[float], list[float]]:
-    greedy, _ = run_episodes(CatchVectorEnv(8), AgentPolicy(agent, mode="greedy"), episodes, seed=123, progress=False)
-    random, _ = run_episodes(CatchVectorEnv(8), RandomPolicy(3, seed=1), episodes, seed=123, progress=False)
+def greedy_and_random(agent, episodes=40, game=GAME) -> tuple[list[float], list[float]]:
+    greedy, _ = run_episodes(vector_env(game, 8), AgentPolicy(agent, mode="greedy"), episodes, seed=123, progress=False)
+    random, _ = run_episodes(vector_env(game, 8), RandomPolicy(3, seed=1), episodes, seed=123, progress=False)
     return greedy, random
 
 
