@@ -17,10 +17,11 @@ import dataclasses
 import difflib
 import os
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from .package_data import data_text
 
 IMAGE_SHAPE = (64, 64, 1)  # the store's per-step image shape (datasets/store.py)
 
@@ -100,7 +101,7 @@ class EnvConfig:
 
 def paper_games() -> list[str]:
     """The paper's 55 games, snake_case, in the paper's order."""
-    text = resources.files("dreamer_pipeline.pipelines").joinpath("data/atari55.txt").read_text()
+    text = data_text("atari55.txt")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
