@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .atomic import atomic_write_json
-from .config import load_config
+from .config import load_config, to_dict
 from .metrics import MetricsLogger
 from .run_layout import run_dir_of_iteration_file
 
@@ -146,7 +146,8 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
     except ValueError:
         run_dir = None
     if run_dir is not None:
-        with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage="evaluate", iteration=iteration) as log:
+        with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage="evaluate", iteration=iteration,
+                           logging=cfg.logging, config=to_dict(cfg)) as log:
             log.log(
                 {
                     "eval/return_mean": result["mean_return"],

@@ -115,6 +115,12 @@ class RunLayout:
     def scores_table(self) -> str:
         return f"{self.scores_dir()}/scores.md"
 
+    def scores_json(self) -> str:
+        return f"{self.scores_dir()}/scores.json"
+
+    def scores_plots(self) -> str:
+        return f"{self.scores_dir()}/plots"
+
     def config_snapshot(self, variant) -> str:
         """The resolved configuration the Snakefile validated, read by every stage of `variant`."""
         return f"{self.results}/configs/{variant}.yaml"

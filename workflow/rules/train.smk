@@ -4,20 +4,6 @@
 # (`*.partial.pt`) is undeclared, so Snakemake never deletes it and a rerun resumes from it.
 
 
-def _shared_flags(wildcards, input):
-    """Shared datasets join every replay in full: the ones built here (inputs) and existing ones."""
-    sources = [*input.shared, *W.shared_external(wildcards.game)]
-    return " ".join(f"--shared {source}" for source in sources)
-
-
-def _start_flags(wildcards, input):
-    if "previous" in input.keys():
-        return f"--resume-from {input.previous}"
-    if "pretrained" in input.keys():
-        return f"--init-world-model {input.pretrained}"
-    return ""
-
-
 rule train_world_model:
     """World model of iteration k on the replay (interleaved: world model, actor and critic per batch)."""
     input:
@@ -48,6 +34,8 @@ rule train_world_model:
         gpu=1,
     log:
         L.log("train_world_model", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
+    conda:
+        CONDA_ENV
     shell:
         "dreamer-pipeline train-world-model --config {params.config} --game {wildcards.game} "
         "--seed {wildcards.seed} --iteration {wildcards.iteration} --updates {params.updates} "
@@ -115,6 +103,8 @@ rule train_actor_critic:
         gpu=1,
     log:
         L.log("train_actor_critic", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
+    conda:
+        CONDA_ENV
     shell:
         "dreamer-pipeline train-actor-critic --config {params.config} --game {wildcards.game} "
         "--seed {wildcards.seed} --iteration {wildcards.iteration} --updates {params.updates} "
@@ -136,6 +126,8 @@ rule evaluate:
     threads: CFG.evaluate.envs
     log:
         L.log("evaluate", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
+    conda:
+        CONDA_ENV
     shell:
         "dreamer-pipeline evaluate --config {params.config} --game {wildcards.game} "
         "--variant {wildcards.variant} --seed {wildcards.seed} --iteration {wildcards.iteration} "
