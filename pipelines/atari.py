@@ -195,14 +195,16 @@ def make_vector_env(
     )
 
 
-def action_set(env) -> dict[str, Any]:
+def action_set(env, full_action_space: bool) -> dict[str, Any]:
     """The action set of a built vector env, for the store's `action_set` attribute.
 
     Actions in the store are indices into `ids`; `meanings` are ale-py's names (NOOP, FIRE, ...).
+    `full` is how the env was configured, not a guess from the set: Centipede's minimal set holds
+    all 18 actions, in order, and is still the minimal set.
     """
     actions = list(env.ale.get_action_set())
     return {
-        "full": len(actions) == 18 and [a.value for a in actions] == list(range(18)),
+        "full": bool(full_action_space),
         "ids": [int(a.value) for a in actions],
         "meanings": [str(a.name) for a in actions],
     }
@@ -241,7 +243,7 @@ class VectorAtari:
         self.config = config
         self.num_envs = num_envs
         self.env = make_vector_env(self.rom_id, num_envs, config, num_threads=num_threads, same_step_reset=True)
-        self.action_set = action_set(self.env)
+        self.action_set = action_set(self.env, config.full_action_space)
         self.num_actions = len(self.action_set["ids"])
 
     def reset(self, seeds: np.ndarray | int) -> np.ndarray:

@@ -50,17 +50,22 @@ def import_command(source, store, progress) -> None:
 
     HDF5_OR_DIR is a main_data.hdf5 file, its data/ directory, or the directory holding data/.
     An export of one store becomes STORE with its original attributes; an export of several stores
-    becomes STORE/<original name> for each. A foreign Minari dataset needs 64x64 uint8 frames,
-    a Discrete action space in its metadata.json and raw (not JPEG) observations.
+    becomes STORE/<original name> for each. A foreign Minari dataset needs 64x64 uint8 frames
+    (raw or JPEG-encoded) and a Discrete action space in its metadata.json; an ALE env_spec there
+    tells which action set its indices mean. Larger or colour Atari screens: import-minari-atari.
 
     Example: dreamer-pipeline import-hdf5 exports/pong-random results/datasets/pong/imported.zarr
     """
     from dreamer_pipeline.datasets.hdf5 import HDF5Error, import_minari
+    from dreamer_pipeline.datasets.minari_spec import MinariSpecError
     from dreamer_pipeline.datasets.store import StoreError
 
+    from .minari_env import ForeignDatasetError, foreign_ale_attrs
+
     try:
-        stores = import_minari(source, store, progress=progress)
-    except (HDF5Error, StoreError) as error:
+        extra = foreign_ale_attrs(source)  # a foreign ALE dataset: the game's real action set, from env_spec
+        stores = import_minari(source, store, progress=progress, **extra)
+    except (HDF5Error, StoreError, MinariSpecError, ForeignDatasetError) as error:
         raise click.ClickException(str(error)) from None
     for path in stores:
         click.echo(f"wrote {path}")
