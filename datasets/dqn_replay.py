@@ -126,13 +126,15 @@ def import_dqn_replay(
     for checkpoint in files:
         if checkpoint.capacity != capacity:
             raise DQNReplayError(f"{checkpoint.where}: capacity {checkpoint.capacity} differs from the first file's {capacity}")
-        contiguous = previous is not None and checkpoint.number == previous + 1 and checkpoint.wrapped
+        # Consecutive logs are `capacity` adds apart. batch_rl checks for its log point only after
+        # a whole add (padding included), so it can miss one; the stream then has a gap.
+        contiguous = previous is not None and checkpoint.add_count == previous + capacity
         if not contiguous:  # the stream restarts: an open episode cannot be completed
             assembler.restart(at_buffer_start=not checkpoint.wrapped)
         for block in checkpoint.blocks():
             assembler.feed(*block)
             bar.update(len(block[1]))
-        previous = checkpoint.number
+        previous = checkpoint.add_count
     bar.close()
     assembler.close()
     return report
@@ -170,7 +172,7 @@ class _CheckpointFiles:
         add_count_path = source / _ADD_COUNT.format(k=number)
         if not add_count_path.is_file():
             raise DQNReplayError(f"{add_count_path}: missing (it says where the circular buffer starts)")
-        add_count = int(_load_small(add_count_path, np.integer).reshape(-1)[0])
+        self.add_count = add_count = int(_load_small(add_count_path, np.integer).reshape(-1)[0])
         # Chronological segments of storage indices (see the module doc).
         if add_count < self.capacity:
             self.segments = [(0, add_count)]
