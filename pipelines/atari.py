@@ -152,7 +152,8 @@ def _ale_version() -> str:
 
 
 def make_vector_env(
-    rom_id: str, num_envs: int, config: EnvConfig, *, num_threads: int | None = None, same_step_reset: bool = True
+    rom_id: str, num_envs: int, config: EnvConfig, *, num_threads: int | None = None, same_step_reset: bool = True,
+    screen: tuple[int, int] | None = None, rgb: bool = False,
 ):
     """ale-py's `AtariVectorEnv` with the protocol of `config`. Every argument is explicit.
 
@@ -162,6 +163,9 @@ def make_vector_env(
     returns the last observation, and the following step ignores the action and returns the
     reset observation with reward 0: a step that is not a transition. `VectorAtari` uses
     SAME_STEP, so no vector step is wasted on resets.
+
+    `screen=(height, width)` and `rgb=True` change only the observations (for videos: the full
+    210x160 colour screen); the emulator, its seeds and so every transition stay the same.
     """
     from ale_py.vector_env import AtariVectorEnv
     from gymnasium.vector import AutoresetMode
@@ -181,9 +185,9 @@ def make_vector_env(
         continuous=False,
         continuous_action_threshold=0.5,
         autoreset_mode=AutoresetMode.SAME_STEP if same_step_reset else AutoresetMode.NEXT_STEP,
-        img_height=config.image_size,
-        img_width=config.image_size,
-        grayscale=config.grayscale,
+        img_height=screen[0] if screen else config.image_size,
+        img_width=screen[1] if screen else config.image_size,
+        grayscale=config.grayscale and not rgb,
         stack_num=1,
         frameskip=config.action_repeat,
         maxpool=config.max_pool,

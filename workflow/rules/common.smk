@@ -5,6 +5,21 @@
 
 CONDA_ENV = "../envs/dreamer-pipeline.yaml"  # relative to this rules folder
 
+# The evaluation video is an output only when configured (evaluate.video), shown in the report.
+EVAL_VIDEO = (
+    {
+        "video": report(
+            L.eval_video("{game}", "{variant}", "{seed}", "{iteration}"),
+            caption="../../pipelines/report/video.rst",
+            category="Evaluation episodes",
+            subcategory="{game} seed {seed}",
+            labels={"game": "{game}", "seed": "{seed}", "iteration": "{iteration}"},
+        )
+    }
+    if CFG.evaluate.video
+    else {}
+)
+
 
 def _shared_flags(wildcards, input):
     """Shared datasets join every replay in full: the ones built here (inputs) and existing ones."""

@@ -113,16 +113,18 @@ rule train_actor_critic:
 
 
 rule evaluate:
-    """Greedy episodes with iteration k's agent, sticky actions on."""
+    """Greedy episodes with iteration k's agent, sticky actions on (and one recorded as MP4)."""
     input:
         agent=lambda w: W.agent(w.game, w.seed, w.iteration),
     output:
         result=L.eval_json("{game}", "{variant}", "{seed}", "{iteration}"),
+        **EVAL_VIDEO,
     params:
         config=CONFIG_SNAPSHOT,
         frames=lambda w: W.frames(w.iteration),
         env_seed=lambda w: W.eval_seed(w.seed, w.iteration),
         episodes=CFG.evaluate.episodes,
+        video=lambda w, output: f"--video {output.video}" if CFG.evaluate.video else "",
     threads: CFG.evaluate.envs
     log:
         L.log("evaluate", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
@@ -132,4 +134,4 @@ rule evaluate:
         "dreamer-pipeline evaluate --config {params.config} --game {wildcards.game} "
         "--variant {wildcards.variant} --seed {wildcards.seed} --iteration {wildcards.iteration} "
         "--frames {params.frames} --env-seed {params.env_seed} --episodes {params.episodes} "
-        "--agent {input.agent} --out {output.result} > {log} 2>&1"
+        "--agent {input.agent} --out {output.result} {params.video} > {log} 2>&1"
