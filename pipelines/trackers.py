@@ -136,9 +136,12 @@ class MlflowTracker:
     def __init__(self, settings, *, run_dir, run_name, stage, iteration, config):
         from mlflow.tracking import MlflowClient
 
-        self.client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri or None)
-        self.run_id = _shared_mlflow_run(self.client, settings.project, run_name,
-                                         Path(run_dir) if run_dir is not None else None, config)
+        try:
+            self.client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri or None)
+            self.run_id = _shared_mlflow_run(self.client, settings.project, run_name,
+                                             Path(run_dir) if run_dir is not None else None, config)
+        except Exception as error:  # noqa: BLE001 - MLflow raises its own exception types for a bad store
+            raise TrackerError(f"mlflow ({settings.mlflow_tracking_uri or 'default tracking URI'}): {error}") from None
         self.stage = stage
 
     def log(self, scalars: Mapping[str, float], frames: int, wall_time: float) -> None:
