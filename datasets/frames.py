@@ -10,7 +10,7 @@ the same pixels from what they have:
 - `area_resize(frames, 64)`: OpenCV's INTER_AREA as a separable linear map (each output pixel
   averages the source pixels its footprint covers, weighted by the covered area), rounded to
   nearest; equal to `cv2.resize(..., interpolation=cv2.INTER_AREA)` for 210x160 and 84x84
-  sources (tests). Pure numpy: OpenCV is not a dependency of the project.
+  sources (tests). Pure numpy (two float32 matrix products): OpenCV is not a dependency.
 """
 
 from __future__ import annotations
@@ -22,12 +22,29 @@ import numpy as np
 _LUMA = np.array([0.2989, 0.5870, 0.1140])
 
 
+@functools.cache
+def _gray_table() -> np.ndarray:
+    """uint8 gray value of every 24-bit colour (16 MiB, built once): a lookup is ~30x faster than
+    computing the weighted sum per pixel, and exactly the same numbers."""
+    levels = np.arange(256, dtype=np.float64)
+    table = np.empty((256, 256, 256), np.uint8)
+    for red in range(256):
+        table[red] = np.floor(_LUMA[0] * red + _LUMA[1] * levels[:, None] + _LUMA[2] * levels[None, :] + 0.5)
+    return table.reshape(-1)
+
+
 def ale_grayscale(rgb: np.ndarray) -> np.ndarray:
     """uint8 (..., H, W, 3) RGB Atari screens -> uint8 (..., H, W) as ALE's grayscale."""
     rgb = np.asarray(rgb)
     if rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected uint8 RGB frames (..., H, W, 3), got {rgb.dtype} {rgb.shape}")
-    return np.floor(rgb @ _LUMA + 0.5).astype(np.uint8)
+    table, flat = _gray_table(), rgb.reshape(-1, 3)
+    out = np.empty(len(flat), np.uint8)
+    for start in range(0, len(flat), 1 << 20):  # blocks that stay in cache (a million pixels)
+        block = flat[start:start + (1 << 20)]
+        key = (block[:, 0].astype(np.uint32) << 16) | (block[:, 1].astype(np.uint32) << 8) | block[:, 2]
+        out[start:start + len(block)] = table[key]
+    return out.reshape(rgb.shape[:-1])
 
 
 @functools.cache
@@ -50,12 +67,18 @@ def area_resize(frames: np.ndarray, size: int = 64) -> np.ndarray:
     height, width = frames.shape[1:]
     if height < size or width < size:
         raise ValueError(f"area resizing only shrinks: {height}x{width} is smaller than {size}x{size}")
-    rows, cols = _area_weights(height, size), _area_weights(width, size)
+    # Two large float32 matrix products (BLAS), widths then heights. float32 is exact enough: each
+    # output sums at most 12 non-zero products, an error far below the distance of any exact result
+    # to a rounding boundary (k/441 for 84x84, k/525 for 210x160 sources: never exactly .5).
+    rows, cols = _area_weights(height, size).astype(np.float32), _area_weights(width, size).astype(np.float32)
     out = np.empty((len(frames), size, size), np.uint8)
-    for start in range(0, len(frames), 1024):  # bounded float64 scratch (1024 frames: 34 MiB at 84x84)
-        block = frames[start:start + 1024].astype(np.float64)
-        resized = np.einsum("ih,nhw,jw->nij", rows, block, cols, optimize=True)
-        out[start:start + 1024] = np.floor(resized + 0.5)
+    for start in range(0, len(frames), 2048):  # bounded scratch (2048 frames at 210x160: 263 MiB float32)
+        block = frames[start:start + 2048]
+        n = len(block)
+        narrow = block.reshape(n * height, width).astype(np.float32) @ cols.T  # (n * height, size)
+        narrow = narrow.reshape(n, height, size).transpose(0, 2, 1).reshape(n * size, height)
+        resized = (narrow @ rows.T).reshape(n, size, size).transpose(0, 2, 1)  # (n, size rows, size cols)
+        out[start:start + n] = np.floor(resized + 0.5)
     return out
 
 
