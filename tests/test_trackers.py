@@ -96,7 +96,7 @@ def read_wandb_history(path) -> tuple[list[dict], str]:
                 rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
                              for item in record.history.item})
             elif record.WhichOneof("record_type") == "run":
-                group = record.run.run_group
+                group = group or record.run.run_group  # later run records (updates) may leave it empty
     return rows, group
 
 
