@@ -77,6 +77,8 @@ if CFG.loop.online:
             gpu=1,
         log:
             L.log("train_online", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
+        conda:
+            CONDA_ENV
         shell:
             "dreamer-pipeline train-online --config {params.config} --game {wildcards.game} "
             "--seed {wildcards.seed} --iteration {wildcards.iteration} --updates {params.updates} "
