@@ -70,13 +70,13 @@ def test_mlflow_one_run_per_pipeline_run_with_frames_as_step(tmp_path, monkeypat
         assert sorted((m.step, m.value) for m in client.get_metric_history(run_id, key)) == sorted(points)
 
 
-def read_wandb_history(path) -> tuple[list[dict], str]:
-    """History rows and group of an offline run's .wandb file (a LevelDB-style log of protobuf records)."""
+def read_wandb_history(path) -> list[dict]:
+    """History rows of an offline run's .wandb file (a LevelDB-style log of protobuf records)."""
     from wandb.proto import wandb_internal_pb2
 
     data = path.read_bytes()
     assert data[:4] == b":W&B"
-    rows, group, buffer, position, block = [], "", b"", 7, 32768
+    rows, buffer, position, block = [], b"", 7, 32768
     while position + 7 <= len(data):
         left = block - position % block
         if left < 7:
@@ -95,9 +95,7 @@ def read_wandb_history(path) -> tuple[list[dict], str]:
             if record.WhichOneof("record_type") == "history":
                 rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
                              for item in record.history.item})
-            elif record.WhichOneof("record_type") == "run":
-                group = group or record.run.run_group  # later run records (updates) may leave it empty
-    return rows, group
+    return rows
 
 
 def test_wandb_offline_runs_grouped_by_pipeline_run_with_frames_as_step(tmp_path, monkeypatch):
@@ -109,9 +107,7 @@ def test_wandb_offline_runs_grouped_by_pipeline_run_with_frames_as_step(tmp_path
     assert len(files) == 2  # one W&B run per stage
     logged: dict[str, list] = {}
     for path in files:
-        rows, group = read_wandb_history(path)
-        assert group == "pong/test/seed0"
-        for row in rows:
+        for row in read_wandb_history(path):
             for key, value in row.items():
                 if not key.startswith("_") and key != "frames":
                     logged.setdefault(key, []).append((row["frames"], value))
@@ -119,6 +115,12 @@ def test_wandb_offline_runs_grouped_by_pipeline_run_with_frames_as_step(tmp_path
     assert logged.keys() == series.keys()
     for key, points in series.items():
         assert sorted(logged[key]) == sorted(points)
+    # the W&B run of a stage is grouped by the pipeline run and named by stage and iteration (the
+    # run record in the .wandb file may be written late, so ask the live run)
+    settings = LoggingConfig(backends=["wandb"], wandb_mode="offline")
+    with MetricsLogger(run / "metrics.jsonl", None, stage="collect", iteration=2, logging=settings) as log:
+        [tracker] = log.trackers
+        assert tracker.run.group == "pong/test/seed0" and tracker.run.name == "pong/test/seed0/collect/iter0002"
 
 
 def test_backends_are_validated():
