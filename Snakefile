@@ -10,6 +10,7 @@
 
 import os
 import re
+import shlex
 import sys
 
 from snakemake.utils import min_version

@@ -126,7 +126,7 @@ rule evaluate:
         frames=lambda w: W.frames(w.iteration),
         env_seed=lambda w: W.eval_seed(w.seed, w.iteration),
         episodes=CFG.evaluate.episodes,
-        video=lambda w, output: f"--video {output.video}" if CFG.evaluate.video else "",
+        video=lambda w, output: f"--video {shlex.quote(output.video)}" if CFG.evaluate.video else "",  # a flag and a quoted path
     threads: CFG.evaluate.envs
     log:
         L.log("evaluate", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
