@@ -8,14 +8,21 @@
 # The configuration is validated here, at parse time, by the same code as `dreamer-pipeline
 # check-config`: a bad configuration stops the workflow before any job starts.
 
+import os
 import re
+import shlex
 import sys
+
+from snakemake.utils import min_version
 
 from dreamer_pipeline.models.config_schema import ConfigError
 from dreamer_pipeline.pipelines.workflow_plan import load_workflow
 
+min_version("9.0")
+
 try:
-    W = load_workflow(config)
+    # `--config KEY=VALUE` values arrive as strings; the schema types them (pipelines/config_overrides.py).
+    W = load_workflow(config, overrides=workflow.config_settings.overwrite_config)
 except ConfigError as error:
     sys.stderr.write(f"\nInvalid configuration: {error}\n\n")
     raise SystemExit(1)
@@ -41,6 +48,7 @@ rule train_all:
         scores=L.scores_table(),
 
 
+include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"

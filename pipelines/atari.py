@@ -17,10 +17,11 @@ import dataclasses
 import difflib
 import os
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from .package_data import data_text
 
 IMAGE_SHAPE = (64, 64, 1)  # the store's per-step image shape (datasets/store.py)
 
@@ -100,7 +101,7 @@ class EnvConfig:
 
 def paper_games() -> list[str]:
     """The paper's 55 games, snake_case, in the paper's order."""
-    text = resources.files("dreamer_pipeline.pipelines").joinpath("data/atari55.txt").read_text()
+    text = data_text("atari55.txt")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
@@ -151,7 +152,8 @@ def _ale_version() -> str:
 
 
 def make_vector_env(
-    rom_id: str, num_envs: int, config: EnvConfig, *, num_threads: int | None = None, same_step_reset: bool = True
+    rom_id: str, num_envs: int, config: EnvConfig, *, num_threads: int | None = None, same_step_reset: bool = True,
+    screen: tuple[int, int] | None = None, rgb: bool = False,
 ):
     """ale-py's `AtariVectorEnv` with the protocol of `config`. Every argument is explicit.
 
@@ -161,6 +163,9 @@ def make_vector_env(
     returns the last observation, and the following step ignores the action and returns the
     reset observation with reward 0: a step that is not a transition. `VectorAtari` uses
     SAME_STEP, so no vector step is wasted on resets.
+
+    `screen=(height, width)` and `rgb=True` change only the observations (for videos: the full
+    210x160 colour screen); the emulator, its seeds and so every transition stay the same.
     """
     from ale_py.vector_env import AtariVectorEnv
     from gymnasium.vector import AutoresetMode
@@ -180,9 +185,9 @@ def make_vector_env(
         continuous=False,
         continuous_action_threshold=0.5,
         autoreset_mode=AutoresetMode.SAME_STEP if same_step_reset else AutoresetMode.NEXT_STEP,
-        img_height=config.image_size,
-        img_width=config.image_size,
-        grayscale=config.grayscale,
+        img_height=screen[0] if screen else config.image_size,
+        img_width=screen[1] if screen else config.image_size,
+        grayscale=config.grayscale and not rgb,
         stack_num=1,
         frameskip=config.action_repeat,
         maxpool=config.max_pool,
@@ -194,14 +199,16 @@ def make_vector_env(
     )
 
 
-def action_set(env) -> dict[str, Any]:
+def action_set(env, full_action_space: bool) -> dict[str, Any]:
     """The action set of a built vector env, for the store's `action_set` attribute.
 
     Actions in the store are indices into `ids`; `meanings` are ale-py's names (NOOP, FIRE, ...).
+    `full` is how the env was configured, not a guess from the set: Centipede's minimal set holds
+    all 18 actions, in order, and is still the minimal set.
     """
     actions = list(env.ale.get_action_set())
     return {
-        "full": len(actions) == 18 and [a.value for a in actions] == list(range(18)),
+        "full": bool(full_action_space),
         "ids": [int(a.value) for a in actions],
         "meanings": [str(a.name) for a in actions],
     }
@@ -240,7 +247,7 @@ class VectorAtari:
         self.config = config
         self.num_envs = num_envs
         self.env = make_vector_env(self.rom_id, num_envs, config, num_threads=num_threads, same_step_reset=True)
-        self.action_set = action_set(self.env)
+        self.action_set = action_set(self.env, config.full_action_space)
         self.num_actions = len(self.action_set["ids"])
 
     def reset(self, seeds: np.ndarray | int) -> np.ndarray:

@@ -50,6 +50,17 @@ def _check_env(cfg: PipelineConfig) -> None:
     override(EnvConfig(), cfg.env, "env")
 
 
+def _check_trackers(cfg: PipelineConfig) -> None:
+    """A tracker whose extra is missing fails here, before any job starts, not in the first stage."""
+    from .trackers import TrackerError, require_backend
+
+    for name in cfg.logging.backends:
+        try:
+            require_backend(name)
+        except TrackerError as error:
+            raise ConfigError(str(error)) from None
+
+
 def validate_config(cfg: PipelineConfig, layout: RunLayout | None = None) -> PipelineConfig:
     """Every check beyond the schema; returns `cfg` unchanged or raises one `ConfigError`."""
     layout = layout or RunLayout.from_config(cfg)
@@ -57,6 +68,7 @@ def validate_config(cfg: PipelineConfig, layout: RunLayout | None = None) -> Pip
         check_game(game)
     _check_agent(cfg)
     _check_env(cfg)
+    _check_trackers(cfg)
     sections = [("datasets", cfg.datasets)]
     if cfg.pretrain is not None:
         sections.append(("pretrain.datasets", cfg.pretrain.datasets))

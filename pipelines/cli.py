@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, str] = {
     "stats": "stats:stats_command",
     "export-hdf5": "hdf5_commands:export_command",
     "import-hdf5": "hdf5_commands:import_command",
+    "import-dqn-replay": "dqn_replay_command:import_dqn_replay_command",
+    "import-minari-atari": "minari_atari_command:import_minari_atari_command",
     # issue: pipeline
     "prefill": "prefill:prefill_command",
     "train-world-model": "train_world_model:train_world_model_command",
@@ -25,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train-online": "train_online:train_online_command",
     "pretrain-world-model": "pretrain_world_model:pretrain_world_model_command",
     "evaluate": "evaluate:evaluate_command",
+    "watch": "watch:watch_command",
     "scores": "scores_command:scores_command",
     "check-config": "check_config:check_config_command",
 }

@@ -23,8 +23,8 @@ import yaml
 from dreamer_pipeline.models.config_schema import ConfigError, from_mapping, to_dict
 
 __all__ = [
-    "AgentSection", "CollectConfig", "ConfigError", "EvaluateConfig", "LoopConfig", "PathsConfig", "PipelineConfig",
-    "PrefillConfig", "PretrainConfig", "TrainConfig", "load_config", "config_from_mapping", "to_dict",
+    "AgentSection", "CollectConfig", "ConfigError", "EvaluateConfig", "LoggingConfig", "LoopConfig", "PathsConfig",
+    "PipelineConfig", "PrefillConfig", "PretrainConfig", "TrainConfig", "load_config", "config_from_mapping", "to_dict",
 ]
 
 
@@ -119,6 +119,7 @@ class EvaluateConfig:
     episodes: int = 10
     envs: int = 1  # episodes run in parallel environments
     max_steps: int = 0  # cap on agent steps per episode; 0 = the environment's own time limit
+    video: bool = True  # one more greedy episode, recorded as iter{k}/episode.mp4 (pipelines/episode_video.py)
 
     def validate(self) -> None:
         _positive("evaluate.episodes", self.episodes)
@@ -154,6 +155,26 @@ class AgentSection:
 
     preset: str = "atari"  # "atari" (the paper's sizes), "small" (CPU), "debug" (tests)
     overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {world_model: {kl_scale: 0.1}}
+
+
+@dataclass
+class LoggingConfig:
+    """Where metrics go (pipelines/trackers.py). Every backend gets the same keys against frames."""
+
+    backends: list[str] = field(default_factory=lambda: ["jsonl", "tensorboard"])  # also: wandb, mlflow
+    project: str = "dreamer-pipeline"  # the W&B project and the MLflow experiment
+    wandb_entity: str = ""  # "" = your default W&B entity
+    wandb_mode: str = "online"  # "online", "offline" (sync later with `wandb sync`) or "disabled"
+    mlflow_tracking_uri: str = ""  # "" = $MLFLOW_TRACKING_URI or MLflow's default (./mlruns)
+
+    def validate(self) -> None:
+        from .trackers import check_backends
+
+        check_backends(self.backends)
+        if self.wandb_mode not in ("online", "offline", "disabled"):
+            raise ValueError(f"logging.wandb_mode must be online, offline or disabled, got {self.wandb_mode!r}")
+        if not self.project:
+            raise ValueError("logging.project must not be empty")
 
 
 @dataclass
@@ -194,6 +215,7 @@ class PipelineConfig:
     env: dict[str, Any] = field(default_factory=dict)  # overrides of pipelines.atari.EnvConfig
     agent: AgentSection = field(default_factory=AgentSection)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def validate(self) -> None:
         if not self.games:

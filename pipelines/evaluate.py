@@ -1,7 +1,9 @@
 """`dreamer-pipeline evaluate`: greedy episodes with iteration k's agent, sticky actions on.
 
 The paper evaluates the actor's most likely action (its mode) with sticky actions kept on
-(Hafner et al. 2021, Sec. 4, following Machado et al. 2018). Episodes are split over `--envs`
+(Hafner et al. 2021, Sec. 4, following Machado et al. 2018). With `--video` one more greedy
+episode is recorded as MP4 (`episode_video.py`); its return goes to `info.video`, not into the
+score. Episodes are split over `--envs`
 parallel environments with a fixed quota each, so short episodes are not over-represented. The
 result is `eval.json` (schema: docs/scores.md), written atomically: a killed evaluation leaves
 no file, and Snakemake reruns it.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import hashlib
+import time
 from pathlib import Path
 
 import click
@@ -19,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .atomic import atomic_write_json
-from .config import load_config
+from .config import load_config, to_dict
 from .metrics import MetricsLogger
 from .run_layout import run_dir_of_iteration_file
 
@@ -96,7 +99,10 @@ def evaluation_env_config(cfg):
 @click.option("--mode", type=click.Choice(["greedy", "sample"]), default="greedy", show_default=True,
               help="greedy = the actor's mode (the paper's evaluation).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device for the actor.")
-def evaluate_command(config_path, agent_path, out, game, variant, seed, iteration, frames, env_seed, episodes, mode, device):
+@click.option("--video", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also play one more greedy episode and record it here as MP4 (pipelines/episode_video.py).")
+def evaluate_command(config_path, agent_path, out, game, variant, seed, iteration, frames, env_seed, episodes, mode, device,
+                     video):
     """Evaluate an agent with greedy episodes and write eval.json.
 
     Sticky actions stay on, as in the paper. Metrics (eval/return_mean, ...) are appended to the
@@ -120,8 +126,16 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
             raise click.ClickException(
                 f"{agent_path} acts over {policy.num_actions} actions, but {game} has {env.num_actions}"
             )
+        started = time.perf_counter()
         returns, lengths = run_episodes(env, policy, episodes, env_seed)
+        evaluate_seconds = time.perf_counter() - started
         canonical_game = env.game
+    recorded = None
+    if video is not None:
+        from .episode_video import record_episodes
+
+        recorded = record_episodes(game, env_config, policy, video, episodes=1, seed=env_seed + envs,
+                                   title=f"{canonical_game} · {variant} · seed {seed} · iteration {iteration}")
     result = {
         "format_version": EVAL_FORMAT_VERSION,
         "game": canonical_game,
@@ -141,12 +155,18 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
         "env": env_config.to_dict(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
     }
+    timing = {"evaluate_s": round(evaluate_seconds, 3)}
+    if recorded is not None:
+        timing["video_s"] = round(recorded.seconds, 3)
+        result["info"] = {"video": {"path": Path(video).name, "return": recorded.returns[0],
+                                    "length": recorded.lengths[0], "seed": env_seed + envs}, "time": timing}
     try:
         run_dir = run_dir_of_iteration_file(out)
     except ValueError:
         run_dir = None
     if run_dir is not None:
-        with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage="evaluate", iteration=iteration) as log:
+        with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage="evaluate", iteration=iteration,
+                           logging=cfg.logging, config=to_dict(cfg)) as log:
             log.log(
                 {
                     "eval/return_mean": result["mean_return"],
@@ -154,10 +174,14 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
                     "eval/return_max": float(np.max(returns)),
                     "eval/length_mean": float(np.mean(lengths)),
                     "eval/episodes": len(returns),
+                    "time/evaluate_s": timing["evaluate_s"],
+                    **({"eval/video_return": recorded.returns[0], "time/video_s": timing["video_s"]} if recorded else {}),
                 },
                 frames=frames,
                 updates=_updates_of(agent_path),
             )
+            if recorded is not None:
+                log.add_video_file("video/eval_episode", video, frames=frames)
         from .training import write_resolved_config
 
         write_resolved_config(cfg, Path(out).parent)

@@ -14,8 +14,12 @@ import click
               help="Minari dataset id, e.g. dreamer-pipeline/pong/random-v0 (default: derived from game and name).")
 @click.option("--compression", type=click.Choice(["gzip", "lzf"]), default="gzip", show_default=True,
               help="Lossless HDF5 filter for the frames: gzip is readable everywhere, lzf is faster (h5py only).")
+@click.option("--author", multiple=True, help="Minari's `author` (repeatable) [default: your user name].")
+@click.option("--author-email", multiple=True, help="Minari's `author_email` (repeatable).")
+@click.option("--code-permalink", default=None, metavar="URL",
+              help="Minari's `code_permalink` [default: this checkout's git remote at its commit].")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def export_command(datasets, out_dir, dataset_id, compression, progress) -> None:
+def export_command(datasets, out_dir, dataset_id, compression, author, author_email, code_permalink, progress) -> None:
     """Export datasets to a lossless Minari (HDF5) dataset in OUT_DIR.
 
     DATASET is any number of stores, directories of stores or manifests (combined).
@@ -33,10 +37,48 @@ def export_command(datasets, out_dir, dataset_id, compression, progress) -> None
 
     try:
         data_dir = export_minari(open_dataset(*datasets), out_dir, dataset_id=dataset_id,
-                                 compression=compression, progress=progress)
+                                 compression=compression, author=list(author) or [_user()],
+                                 author_email=list(author_email) or None,
+                                 code_permalink=code_permalink or default_permalink(), progress=progress)
     except (DatasetError, HDF5Error) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"wrote {data_dir / 'main_data.hdf5'} and {data_dir / 'metadata.json'}")
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def default_permalink() -> str:
+    """This code's address: the git remote of the checkout at its commit, or the package version."""
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+    from urllib.parse import urlsplit, urlunsplit
+
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+
+    try:
+        remote, commit = git("config", "--get", "remote.origin.url"), git("rev-parse", "HEAD")
+        if remote.startswith("git@"):
+            remote = "https://" + remote[4:].replace(":", "/", 1)
+        parts = urlsplit(remote)
+        if parts.username or parts.password:  # never publish credentials kept in a remote URL
+            parts = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
+        return f"{urlunsplit(parts).removesuffix('.git')}/tree/{commit}"
+    except (OSError, subprocess.SubprocessError):
+        try:
+            return f"dreamer-pipeline {version('dreamer-pipeline')}"
+        except PackageNotFoundError:
+            return "dreamer-pipeline"
 
 
 @click.command("import-hdf5", context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,17 +92,22 @@ def import_command(source, store, progress) -> None:
 
     HDF5_OR_DIR is a main_data.hdf5 file, its data/ directory, or the directory holding data/.
     An export of one store becomes STORE with its original attributes; an export of several stores
-    becomes STORE/<original name> for each. A foreign Minari dataset needs 64x64 uint8 frames,
-    a Discrete action space in its metadata.json and raw (not JPEG) observations.
+    becomes STORE/<original name> for each. A foreign Minari dataset needs 64x64 uint8 frames
+    (raw or JPEG-encoded) and a Discrete action space in its metadata.json; an ALE env_spec there
+    tells which action set its indices mean. Larger or colour Atari screens: import-minari-atari.
 
     Example: dreamer-pipeline import-hdf5 exports/pong-random results/datasets/pong/imported.zarr
     """
     from dreamer_pipeline.datasets.hdf5 import HDF5Error, import_minari
+    from dreamer_pipeline.datasets.minari_spec import MinariSpecError
     from dreamer_pipeline.datasets.store import StoreError
 
+    from .minari_env import ForeignDatasetError, foreign_ale_attrs
+
     try:
-        stores = import_minari(source, store, progress=progress)
-    except (HDF5Error, StoreError) as error:
+        extra = foreign_ale_attrs(source)  # a foreign ALE dataset: the game's real action set, from env_spec
+        stores = import_minari(source, store, progress=progress, **extra)
+    except (HDF5Error, StoreError, MinariSpecError, ForeignDatasetError) as error:
         raise click.ClickException(str(error)) from None
     for path in stores:
         click.echo(f"wrote {path}")

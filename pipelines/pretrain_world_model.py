@@ -24,7 +24,9 @@ from .agent_io import build_agent, save_agent
 from .config import PretrainConfig
 from .metrics import MetricsLogger
 from .train_world_model import _plain
-from .training import batch_seed, batches, previous_partials, resumable_updates, setup, write_resolved_config, write_videos
+from .training import (
+    batch_seed, batches, previous_partials, resumable_updates, setup, update_frames, write_resolved_config, write_videos,
+)
 
 STAGE = "pretrain_world_model"
 
@@ -72,7 +74,8 @@ def pretrain_world_model_command(config_path, game, updates, out, seed, device, 
     folder = out.parent
     for old in previous_partials(out, 0):
         old.unlink(missing_ok=True)
-    with MetricsLogger(folder / "metrics.jsonl", folder / "tensorboard", stage=STAGE, iteration=0) as logger:
+    with MetricsLogger(folder / "metrics.jsonl", folder / "tensorboard", stage=STAGE, iteration=0,
+                       logging=cfg.logging, config=_plain(cfg)) as logger:
         logger.log({"replay/steps": dataset.num_steps, "replay/episodes": dataset.num_episodes}, frames=0, updates=0)
         resumable_updates(
             stage=STAGE, out=out, updates=updates, agent=agent, cfg=cfg, logger=logger, frames=0, updates_before=0,
@@ -81,7 +84,7 @@ def pretrain_world_model_command(config_path, game, updates, out, seed, device, 
                                               drop_reward=section.reward_free),
         )
         write_videos(agent, dataset, cfg, folder / "videos", logger,
-                     seed=batch_seed(seed, 9), step=updates)
+                     seed=batch_seed(seed, 9), step=update_frames(cfg, 0, updates, updates, 0))
     save_agent(out, agent, pipeline_config=_plain(cfg), progress={
         "stage": STAGE, "iteration": 0, "frames": 0, "updates": updates, "reward_free": section.reward_free,
         "datasets": [str(d) for d in datasets],

@@ -13,10 +13,10 @@ import functools
 import json
 import statistics
 from dataclasses import dataclass
-from importlib import resources
 
 import numpy as np
 
+from .package_data import data_text
 from .scores import ScoresError, load_baselines
 
 REFERENCE_METHOD = "DreamerV2 (published)"
@@ -60,7 +60,7 @@ class ReferenceCurve:
 
 @functools.cache
 def _load() -> dict:
-    text = resources.files(__package__).joinpath("data", "dreamerv2_curves.json").read_text()
+    text = data_text("dreamerv2_curves.json")
     return json.loads(text)
 
 

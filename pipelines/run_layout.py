@@ -7,7 +7,7 @@
         config.yaml  metrics.jsonl  tensorboard/
         iter{k:04d}/
             experience/shard{j}.zarr  shard{j}.json   collector store and its marker
-            world_model.pt  actor_critic.pt  eval.json  videos/  config.yaml
+            world_model.pt  actor_critic.pt  eval.json  episode.mp4  videos/  config.yaml
             *.partial.pt                              mid-stage checkpoints (never declared outputs)
     {results}/scores/                                  score tables and plots
     {results}/logs/...                                 one log per Snakemake job
@@ -108,12 +108,22 @@ class RunLayout:
     def videos_dir(self, game, variant, seed, iteration) -> str:
         return f"{self.iteration_dir(game, variant, seed, iteration)}/videos"
 
+    def eval_video(self, game, variant, seed, iteration) -> str:
+        """One greedy evaluation episode, MP4 (evaluate's own output: `videos/` belongs to training)."""
+        return f"{self.iteration_dir(game, variant, seed, iteration)}/episode.mp4"
+
     # ---- scores and logs ----
     def scores_dir(self) -> str:
         return f"{self.results}/scores"
 
     def scores_table(self) -> str:
         return f"{self.scores_dir()}/scores.md"
+
+    def scores_json(self) -> str:
+        return f"{self.scores_dir()}/scores.json"
+
+    def scores_plots(self) -> str:
+        return f"{self.scores_dir()}/plots"
 
     def config_snapshot(self, variant) -> str:
         """The resolved configuration the Snakefile validated, read by every stage of `variant`."""

@@ -197,3 +197,40 @@ def plot_aggregate_curves(records: Sequence[ScoreRecord], games: Sequence[str], 
         _frames_axis(axes)
         axes.legend(fontsize="small")
     return _save(figure, stem), notes
+
+
+def plot_statistics(statistics: dict[str, dict], out_dir: Path) -> list[Path]:
+    """rliable's two figures from `score_statistics` results: `interval_estimates` (IQM, optimality
+    gap, median, mean with their intervals, one row per method) and `performance_profile`."""
+    from .score_statistics import AGGREGATE_LABELS, AGGREGATE_NAMES
+
+    if not statistics:
+        return []
+    methods = list(statistics)
+    colours = _colours(methods)
+    figure = Figure(figsize=(3.2 * len(AGGREGATE_NAMES), 0.5 * len(methods) + 1.5))
+    for column, name in enumerate(AGGREGATE_NAMES):
+        axes = figure.add_subplot(1, len(AGGREGATE_NAMES), column + 1)
+        for row, method in enumerate(methods):
+            estimate = statistics[method][name]
+            if estimate["low"] is not None:
+                axes.barh(row, estimate["high"] - estimate["low"], left=estimate["low"], height=0.6,
+                          color=colours[method], alpha=0.5)
+            axes.vlines(estimate["point"], row - 0.3, row + 0.3, color="black")
+        axes.set_yticks(range(len(methods)), methods if column == 0 else [""] * len(methods))
+        axes.set_title(AGGREGATE_LABELS[name])
+        axes.set_xlabel("gamer-normalised score")
+        axes.grid(alpha=0.3, axis="x")
+    paths = _save(figure, out_dir / "interval_estimates")
+    figure = Figure(figsize=(6, 4))
+    axes = figure.add_subplot()
+    for method in methods:
+        profile = statistics[method]["performance_profile"]
+        axes.plot(profile["tau"], profile["fraction"], label=method, color=colours[method])
+        if profile["low"] is not None:
+            axes.fill_between(profile["tau"], profile["low"], profile["high"], color=colours[method], alpha=0.2)
+    axes.set_xlabel("gamer-normalised score (tau)")
+    axes.set_ylabel("fraction of runs with score > tau")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    return paths + _save(figure, out_dir / "performance_profile")

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from .reference_curves import REFERENCE_METHOD, reference_curve, reference_games
 from .score_inputs import ScoreRecord, final_records
+from .score_statistics import (AGGREGATE_LABELS, AGGREGATE_NAMES, CONFIDENCE, DEFAULT_REPS, method_statistics,
+                               score_matrix)
 from .scores import (AGGREGATE_TITLES, AGGREGATES, GameScore, atari55, baseline_table, game_score,
                      load_baselines, method_aggregates)
 
@@ -27,10 +29,12 @@ class ScoreReport:
     comparison: list[GameScore]            # published rows for the same games
     aggregates: dict[str, dict]            # method -> {"games", "missing", four aggregates}
     warnings: list[str] = field(default_factory=list)
+    statistics: dict[str, dict] = field(default_factory=dict)  # method -> score_statistics.MethodStatistics.as_dict()
+    bootstrap_reps: int = DEFAULT_REPS
 
 
 def build_report(records: Sequence[ScoreRecord], games: Sequence[str] | None = None,
-                 compare: bool = True) -> ScoreReport:
+                 compare: bool = True, bootstrap_reps: int = DEFAULT_REPS) -> ScoreReport:
     """Per-game rows and aggregates of `records` over `games` (default: the games present)."""
     baselines = load_baselines()
     finals = final_records(records)
@@ -59,7 +63,35 @@ def build_report(records: Sequence[ScoreRecord], games: Sequence[str] | None = N
         if values["missing"]:
             warnings.append(f"{method} has no score for {', '.join(values['missing'])}; its "
                             f"aggregates are left out")
-    return ScoreReport(games, rows, comparison, aggregates, warnings)
+    report = ScoreReport(games, rows, comparison, aggregates, warnings, bootstrap_reps=bootstrap_reps)
+    report.statistics = _statistics(report, baselines)
+    return report
+
+
+def _statistics(report: ScoreReport, baselines) -> dict[str, dict]:
+    """rliable's aggregates with stratified-bootstrap intervals, per method over the game set,
+    on gamer-normalised scores: each seed's final score for our runs, each published seed's last
+    evaluation for DreamerV2, the one published score for the Dopamine baselines."""
+    runs_of: dict[str, dict[str, list[float]]] = {}
+    for row in report.rows:
+        runs_of.setdefault(row.method, {})[row.game] = [
+            baselines.normalise(row.game, score, "human_gamer") for score in row.seed_scores.values()]
+    for row in report.comparison:
+        if row.method == REFERENCE_METHOD:
+            finals = [score for score, _ in reference_curve(row.game).kept_finals]
+        else:
+            finals = [row.score]
+        runs_of.setdefault(row.method, {})[row.game] = [
+            baselines.normalise(row.game, score, "human_gamer") for score in finals]
+    statistics = {}
+    for method, per_game in runs_of.items():
+        matrix, note = score_matrix(per_game, report.games)
+        if matrix is None:
+            continue  # method_aggregates already warns about the missing games
+        if note:
+            report.warnings.append(f"{method}: {note} for the interval estimates")
+        statistics[method] = method_statistics(matrix, reps=report.bootstrap_reps).as_dict()
+    return statistics
 
 
 def _seed_key(seed: str) -> tuple:
@@ -116,6 +148,12 @@ def report_json(report: ScoreReport) -> dict:
         "aggregates": report.aggregates,
         "per_game": [row_json(row) for row in report.rows],
         "comparison": [row_json(row) for row in report.comparison],
+        "statistics": {
+            "normalisation": "human_gamer",
+            "interval": f"{CONFIDENCE:.0%} percentile, stratified bootstrap over runs per game "
+                        f"({report.bootstrap_reps} replicates, seed 0)",
+            "methods": report.statistics,
+        },
         "warnings": report.warnings,
     }
 
@@ -158,6 +196,7 @@ def report_markdown(report: ScoreReport) -> str:
         lines += ["", "\\* Published results, for comparison: DreamerV2's curves (mean over "
                   "seeds of each seed's last evaluation) and Dopamine's sticky-action baselines "
                   "at 200M frames."]
+    lines += _statistics_markdown(report, methods + compared)
     if report.rows:
         lines += ["", "## Per game", "",
                   "| Game | Method | Seeds | Frames | Score | ± std | Gamer-norm. | Record-norm. "
@@ -182,3 +221,30 @@ def report_markdown(report: ScoreReport) -> str:
         lines += ["", "## Warnings", ""] + [f"- {warning}" for warning in report.warnings]
     return "\n".join(lines) + "\n"
 
+
+
+def _statistics_markdown(report: ScoreReport, order: Sequence[str]) -> list[str]:
+    if not report.statistics:
+        return []
+
+    def cell(estimate: dict) -> str:
+        if estimate["low"] is None:
+            return f"{estimate['point']:.2f}"
+        return f"{estimate['point']:.2f} [{estimate['low']:.2f}, {estimate['high']:.2f}]"
+
+    lines = ["", "## Statistics across runs", "",
+             "Gamer-normalised final scores of every run (seed) and game, aggregated as Agarwal et al. "
+             "(2021, rliable) recommend: interquartile mean (IQM), optimality gap (mean shortfall "
+             "below 1, lower is better), median and mean of the per-game means, each with a "
+             f"{CONFIDENCE:.0%} interval of a stratified bootstrap over runs "
+             f"({report.bootstrap_reps} replicates). One run per game (published point scores) has "
+             "no interval. Performance profiles: `plots/performance_profile.png`.", "",
+             "| Method | Runs x games | " + " | ".join(AGGREGATE_LABELS[k] for k in AGGREGATE_NAMES) + " |",
+             "|---|---:|" + "---:|" * len(AGGREGATE_NAMES)]
+    for method in order:
+        values = report.statistics.get(method)
+        if values is None:
+            continue
+        lines.append(f"| {method} | {values['runs']} x {values['games']} | "
+                     + " | ".join(cell(values[k]) for k in AGGREGATE_NAMES) + " |")
+    return lines

@@ -25,8 +25,9 @@ import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
+
+from .package_data import data_text
 
 REFERENCES = ("human_gamer", "human_record")
 AGGREGATES = ("gamer_median", "gamer_mean", "record_mean", "clipped_record_mean")
@@ -51,7 +52,7 @@ class ScoresError(ValueError):
 
 
 def _data_text(name: str) -> str:
-    return resources.files(__package__).joinpath("data", name).read_text(encoding="utf-8")
+    return data_text(name)
 
 
 @functools.cache

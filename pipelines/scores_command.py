@@ -13,8 +13,9 @@ import click
 from tqdm import tqdm
 
 from .score_inputs import ScoreRecord, read_runs, read_score_csv
-from .score_plots import curves_by_game, plot_aggregate_curves, plot_learning_curve
+from .score_plots import curves_by_game, plot_aggregate_curves, plot_learning_curve, plot_statistics
 from .score_report import build_report, report_json, report_markdown
+from .score_statistics import DEFAULT_REPS
 from .scores import AGGREGATE_TITLES, AGGREGATES, ScoresError, atari55, resolve_games
 
 PLOTS_DIR = "plots"
@@ -23,7 +24,7 @@ AGGREGATE_PLOT = "aggregate_curves"
 
 def write_scores(records: list[ScoreRecord], out: Path, games: tuple[str, ...] | None,
                  compare: bool = True, plots: bool = True, progress: bool = False,
-                 ) -> dict:
+                 bootstrap_reps: int = DEFAULT_REPS) -> dict:
     """Write scores.json, scores.md and (if `plots`) plots/ under `out`; return the JSON data.
 
     `games=None` scores the games present in `records` (all 55 of the paper when there are
@@ -32,7 +33,7 @@ def write_scores(records: list[ScoreRecord], out: Path, games: tuple[str, ...] |
     """
     if not records and games is None:
         games = atari55()
-    report = build_report(records, games, compare=compare)
+    report = build_report(records, games, compare=compare, bootstrap_reps=bootstrap_reps)
     out.mkdir(parents=True, exist_ok=True)
     notes = []
     if plots:
@@ -46,6 +47,7 @@ def write_scores(records: list[ScoreRecord], out: Path, games: tuple[str, ...] |
         if series:
             _, notes = plot_aggregate_curves(records, report.games, plot_dir / AGGREGATE_PLOT,
                                              reference=compare)
+        plot_statistics(report.statistics, plot_dir)
     report.warnings.extend(notes)
     data = report_json(report)
     (out / "scores.json").write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
@@ -81,18 +83,24 @@ def _summary(data: dict) -> str:
                    "the plots.")
 @click.option("--plots/--no-plots", default=True, show_default=True,
               help="Draw learning curves per game and aggregate curves (PNG and SVG).")
+@click.option("--bootstrap-reps", default=DEFAULT_REPS, show_default=True, type=click.IntRange(min=0),
+              help="Stratified-bootstrap replicates for the IQM, optimality gap, median and mean "
+                   "intervals (0: point estimates only).")
 def scores_command(runs: tuple[Path, ...], tables: tuple[Path, ...], out: Path,
-                   games: str | None, baselines: bool, plots: bool) -> None:
+                   games: str | None, baselines: bool, plots: bool, bootstrap_reps: int) -> None:
     """Human-normalised scores, Table 1 aggregates and learning-curve plots.
 
     RUNS are run directories (searched for iter*/eval.json, e.g. results/runs or
     results/runs/pong/default/seed0) or eval.json files. A method's score on a game is the mean
     over seeds of each seed's final evaluation; scores are normalised as (score - random) /
     (reference - random) against the human gamer and the human world record, and aggregated as
-    in Table 1 of the paper: gamer median, gamer mean, record mean, clipped record mean.
+    in Table 1 of the paper: gamer median, gamer mean, record mean, clipped record mean. Next to
+    them: the interquartile mean, optimality gap, median and mean over all runs and games with
+    stratified-bootstrap 95% intervals, and performance profiles (Agarwal et al. 2021).
 
     \b
-    Writes OUT/scores.json, OUT/scores.md and OUT/plots/{GAME,aggregate_curves}.{png,svg}.
+    Writes OUT/scores.json, OUT/scores.md and OUT/plots/{GAME,aggregate_curves,
+    interval_estimates,performance_profile}.{png,svg}.
 
     \b
     Examples:
@@ -109,7 +117,7 @@ def scores_command(runs: tuple[Path, ...], tables: tuple[Path, ...], out: Path,
             raise ScoresError("nothing to score: give run directories, eval.json files or "
                               "--table, or keep --baselines to list the published results")
         data = write_scores(records, out, resolve_games(games), compare=baselines, plots=plots,
-                            progress=True)
+                            progress=True, bootstrap_reps=bootstrap_reps)
     except ScoresError as error:
         raise click.ClickException(str(error)) from None
     click.echo(_summary(data))

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from .agent_io import load_agent, save_agent
+from .config import to_dict
 from .metrics import MetricsLogger
 from .train_world_model import _plain, _run_dir, common_options
 from .training import batch_seed, batches, open_replay, previous_partials, resumable_updates, setup, write_resolved_config
@@ -44,7 +45,8 @@ def train_actor_critic_command(config_path, game, seed, iteration, updates, upda
     run_dir = _run_dir(out)
     for old in previous_partials(out, iteration):
         old.unlink(missing_ok=True)
-    with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage=STAGE, iteration=iteration) as logger:
+    with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage=STAGE, iteration=iteration,
+                       logging=cfg.logging, config=to_dict(cfg)) as logger:
         resumable_updates(
             stage=STAGE, out=out, updates=updates, agent=agent, cfg=cfg, logger=logger, frames=frames,
             updates_before=updates_before, step=agent.train_behaviour,

@@ -236,7 +236,8 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
                "--policy-mode", cfg.collect.policy_mode, "--device", _collector_device(ctx.device), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # collectors leave the cores to the learner
     done_before = _resume_partial(agent, out, updates)
-    with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage=STAGE, iteration=iteration) as logger:
+    with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage=STAGE, iteration=iteration,
+                       logging=cfg.logging, config=_plain(cfg)) as logger:
         learner.start(agent, done_before, command, env)
         try:
             made = [0]
@@ -260,8 +261,7 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
         log_new_experience(logger, [str(j.marker) for j in jobs], iteration, frames=frames, updates=updates_before + updates)
         final = open_replay(cfg, [*replay, *(str(j.marker) for j in jobs)], shared)
         if videos is not None:
-            write_videos(agent, final, cfg, videos, logger, seed=batch_seed(seed, iteration, 3),
-                         step=updates_before + updates)
+            write_videos(agent, final, cfg, videos, logger, seed=batch_seed(seed, iteration, 3), step=frames)
     save_agent(out, agent, pipeline_config=_plain(cfg), progress={
         "stage": STAGE, "iteration": iteration, "frames": frames, "updates": updates_before + updates,
     })

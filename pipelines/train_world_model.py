@@ -98,7 +98,8 @@ def train_world_model_command(config_path, game, seed, iteration, updates, updat
     stage = "train_agent" if interleaved else STAGE
     for old in previous_partials(out, iteration):
         old.unlink(missing_ok=True)
-    with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage=stage, iteration=iteration) as logger:
+    with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage=stage, iteration=iteration,
+                       logging=cfg.logging, config=_plain(cfg)) as logger:
         if read_stage_partial(out) is None:
             log_new_experience(logger, replay, iteration, frames=frames, updates=updates_before)
         logger.log({"replay/steps": dataset.num_steps, "replay/episodes": dataset.num_episodes}, frames=frames,
@@ -110,8 +111,7 @@ def train_world_model_command(config_path, game, seed, iteration, updates, updat
             make_batches=lambda done: batches(dataset, cfg, batch_seed(seed, iteration, 2, done), ctx.device),
         )
         if videos is not None:
-            write_videos(agent, dataset, cfg, videos, logger, seed=batch_seed(seed, iteration, 3),
-                         step=updates_before + updates)
+            write_videos(agent, dataset, cfg, videos, logger, seed=batch_seed(seed, iteration, 3), step=frames)
     save_agent(out, agent, pipeline_config=_plain(cfg), progress={
         "stage": stage, "iteration": iteration, "frames": frames, "updates": updates_before + updates,
     })

@@ -188,12 +188,29 @@ def resumable_updates(
             if done % log_every == 0 or done == updates:
                 averaged = _mean(window)
                 averaged[f"time/{stage}_updates_per_s"] = made / max(time.time() - started, 1e-9)
-                logger.log(averaged, frames=frames, updates=updates_before + done, step=updates_before + done)
+                logger.log(averaged, frames=update_frames(cfg, frames, updates, done, updates_before),
+                           updates=updates_before + done)
                 window.clear()
             if done % cfg.train.checkpoint_every == 0 or done == updates:
                 save_partial()
         bar.close()
     return made
+
+
+def update_frames(cfg: PipelineConfig, frames: int, updates: int, done: int, updates_before: int) -> int:
+    """The environment frame at which the paper's loop makes a stage's `done`-th update: the x-axis
+    of training metrics, so they share one axis with evaluation and with other implementations.
+
+    The paper updates once per `train_every` agent steps while collecting. Iteration k's stage makes
+    its `updates` after collecting up to `frames`, so update `done` corresponds to frame
+    `frames - (updates - done) * train_every * action_repeat`: the updates spread over the frames
+    collected for them. Stages without environment frames (pretraining, offline runs: `frames` 0)
+    use the frames the paper's loop would have collected for the run's updates so far.
+    """
+    per_update = cfg.train_every * cfg.action_repeat
+    if frames <= 0:
+        return (updates_before + done) * per_update
+    return max(0, frames - (updates - done) * per_update)
 
 
 def write_videos(agent, dataset, cfg: PipelineConfig, folder: str | os.PathLike, logger: MetricsLogger, *,

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from .atomic import write_if_changed
 from .check_config import validate_config
 from .config import PipelineConfig, config_from_mapping, dump_config
+from .config_overrides import apply_overrides
 from .dataset_refs import resolve_dataset
 from .run_layout import RunLayout
 from .schedule import Iteration, eval_seed, plan, replay_iterations, shard_seed
@@ -144,9 +145,15 @@ class WorkflowPlan:
         return sum(it.updates for it in self.iterations[: _k(iteration)])
 
 
-def load_workflow(config: Mapping[str, Any], write_snapshot: bool = True) -> WorkflowPlan:
+def load_workflow(config: Mapping[str, Any], write_snapshot: bool = True,
+                  overrides: Mapping[str, Any] | None = None) -> WorkflowPlan:
     """Validate Snakemake's `config`; raise `ConfigError` naming the problem. Writes the snapshot
-    `{results}/configs/{variant}.yaml` (only when it changed) that every stage reads."""
+    `{results}/configs/{variant}.yaml` (only when it changed) that every stage reads.
+
+    `overrides` are the `--config KEY=VALUE` entries (Snakemake's `overwrite_config`): their
+    values arrive as strings and are typed by the schema first (`config_overrides`)."""
+    if overrides:
+        config = apply_overrides(config, overrides)
     cfg = config_from_mapping(dict(config))
     layout = RunLayout.from_config(cfg)
     validate_config(cfg, layout)

@@ -78,6 +78,8 @@ def test_debug_pipeline_end_to_end(debug_run):
                 assert evaluation["env"]["sticky_action_probability"] == 0.25
                 for video in ("train.gif", "eval.gif"):
                     assert (folder / "videos" / video).stat().st_size > 0
+                assert (folder / "episode.mp4").stat().st_size > 0  # one greedy evaluation episode
+                assert evaluation["info"]["video"]["path"] == "episode.mp4"
                 assert (folder / "config.yaml").is_file()
                 assert not list(folder.glob(".*.tmp"))
             shard = ExperienceStore(run / "iter0001/experience/shard0.zarr")
@@ -92,12 +94,16 @@ def test_debug_pipeline_end_to_end(debug_run):
             assert any(k.startswith("actor/") for k in keys) and any(k.startswith("critic/") for k in keys)
             iteration1 = [line for line in lines if line["iteration"] == 1 and line["stage"] == "evaluate"]
             assert iteration1[0]["frames"] == cfg.frames_budget
+            # one x-axis: training lines sit at the frames of the paper's loop, within the iteration's
+            training = [line for line in lines if line["stage"] == "train_world_model" and line["iteration"] == 1]
+            assert all(800 < line["frames"] <= cfg.frames_budget for line in training if "wm/loss" in line)
             assert list((run / "tensorboard").glob("events.out.tfevents.*"))
 
     # the prefill ran once per game although four runs read it
     assert len(list((results / "logs/prefill").rglob("*.log"))) == len(cfg.games)
-    assert (results / "scores/scores.md").stat().st_size > 0
-    assert json.loads((results / "scores/scores.json").read_text())
+    scores_md = (results / "scores/scores.md").read_text()
+    assert "| IQM |" in scores_md and "| debug | 2 x 2 |" in scores_md  # the IQM of 2 seeds x 2 games, with its interval
+    assert json.loads((results / "scores/scores.json").read_text())["statistics"]["methods"]["debug"]["iqm"]["low"] is not None
 
 
 def payload_world_model_keys(payload) -> list[str]:
@@ -120,3 +126,4 @@ def test_html_report(debug_run):
     assert result.returncode == 0, result.stderr[-4000:]
     html = report.read_text(errors="replace")
     assert report.stat().st_size > 10_000 and "Open-loop predictions" in html and "Scores" in html
+    assert "Evaluation episodes" in html and "episode.mp4" in html

@@ -19,6 +19,8 @@ rule prefill:
     threads: CFG.prefill.envs
     log:
         L.log("prefill", "{game}", "{name}"),
+    conda:
+        CONDA_ENV
     shell:
         "dreamer-pipeline prefill --config {params.config} --game {wildcards.game} "
         "--steps {params.steps} --envs {params.envs} --store {params.store} --marker {output.marker} "
@@ -44,6 +46,8 @@ if not CFG.loop.online:
         threads: CFG.collect.threads
         log:
             L.log("collect", "{game}", "{variant}", "seed{seed}", "iter{iteration}", "shard{shard}"),
+        conda:
+            CONDA_ENV
         shell:
             "dreamer-pipeline collect --game {wildcards.game} --store {params.store} --steps {params.steps} "
             "--envs {params.envs} --threads {threads} --seed {params.seed} --config {params.config} "
@@ -68,6 +72,8 @@ if CFG.pretrain is not None:
             gpu=1,
         log:
             L.log("pretrain_world_model", "{game}", "{name}"),
+        conda:
+            CONDA_ENV
         shell:
             "dreamer-pipeline pretrain-world-model --config {params.config} --game {wildcards.game} "
             "--updates {params.updates} --out {output.checkpoint} {input.datasets} {params.external} "

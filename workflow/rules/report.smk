@@ -8,18 +8,20 @@ rule scores:
         evals=W.all_evals(),
     output:
         table=report(L.scores_table(), caption="../../pipelines/report/scores.rst", category="Scores"),
-        data=L.scores_dir() + "/scores.json",
+        data=L.scores_json(),
         plots=report(
-            directory(L.scores_dir() + "/plots"),
+            directory(L.scores_plots()),
             patterns=["{plot}.png"],
             caption="../../pipelines/report/curves.rst",
             category="Learning curves",
             labels={"plot": "{plot}"},
         ),
     params:
-        out=L.scores_dir(),
+        out=lambda w, output: os.path.dirname(output.table),
         games=",".join(CFG.games),
     log:
         L.log("scores", VARIANT),
+    conda:
+        CONDA_ENV
     shell:
         "dreamer-pipeline scores --out {params.out} --games {params.games} {input.evals} > {log} 2>&1"

@@ -4,20 +4,6 @@
 # (`*.partial.pt`) is undeclared, so Snakemake never deletes it and a rerun resumes from it.
 
 
-def _shared_flags(wildcards, input):
-    """Shared datasets join every replay in full: the ones built here (inputs) and existing ones."""
-    sources = [*input.shared, *W.shared_external(wildcards.game)]
-    return " ".join(f"--shared {source}" for source in sources)
-
-
-def _start_flags(wildcards, input):
-    if "previous" in input.keys():
-        return f"--resume-from {input.previous}"
-    if "pretrained" in input.keys():
-        return f"--init-world-model {input.pretrained}"
-    return ""
-
-
 rule train_world_model:
     """World model of iteration k on the replay (interleaved: world model, actor and critic per batch)."""
     input:
@@ -48,6 +34,8 @@ rule train_world_model:
         gpu=1,
     log:
         L.log("train_world_model", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
+    conda:
+        CONDA_ENV
     shell:
         "dreamer-pipeline train-world-model --config {params.config} --game {wildcards.game} "
         "--seed {wildcards.seed} --iteration {wildcards.iteration} --updates {params.updates} "
@@ -89,6 +77,8 @@ if CFG.loop.online:
             gpu=1,
         log:
             L.log("train_online", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
+        conda:
+            CONDA_ENV
         shell:
             "dreamer-pipeline train-online --config {params.config} --game {wildcards.game} "
             "--seed {wildcards.seed} --iteration {wildcards.iteration} --updates {params.updates} "
@@ -115,6 +105,8 @@ rule train_actor_critic:
         gpu=1,
     log:
         L.log("train_actor_critic", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
+    conda:
+        CONDA_ENV
     shell:
         "dreamer-pipeline train-actor-critic --config {params.config} --game {wildcards.game} "
         "--seed {wildcards.seed} --iteration {wildcards.iteration} --updates {params.updates} "
@@ -123,21 +115,25 @@ rule train_actor_critic:
 
 
 rule evaluate:
-    """Greedy episodes with iteration k's agent, sticky actions on."""
+    """Greedy episodes with iteration k's agent, sticky actions on (and one recorded as MP4)."""
     input:
         agent=lambda w: W.agent(w.game, w.seed, w.iteration),
     output:
         result=L.eval_json("{game}", "{variant}", "{seed}", "{iteration}"),
+        **EVAL_VIDEO,
     params:
         config=CONFIG_SNAPSHOT,
         frames=lambda w: W.frames(w.iteration),
         env_seed=lambda w: W.eval_seed(w.seed, w.iteration),
         episodes=CFG.evaluate.episodes,
+        video=lambda w, output: f"--video {shlex.quote(output.video)}" if CFG.evaluate.video else "",  # a flag and a quoted path
     threads: CFG.evaluate.envs
     log:
         L.log("evaluate", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
+    conda:
+        CONDA_ENV
     shell:
         "dreamer-pipeline evaluate --config {params.config} --game {wildcards.game} "
         "--variant {wildcards.variant} --seed {wildcards.seed} --iteration {wildcards.iteration} "
         "--frames {params.frames} --env-seed {params.env_seed} --episodes {params.episodes} "
-        "--agent {input.agent} --out {output.result} > {log} 2>&1"
+        "--agent {input.agent} --out {output.result} {params.video} > {log} 2>&1"

@@ -1,1 +1,0 @@
-"""Experience storage, sampling and interop. Imports no neural-network code."""

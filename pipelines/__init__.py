@@ -1,1 +1,0 @@
-"""Stages, environments, configuration, the CLI and the Snakemake glue."""
