@@ -3,8 +3,11 @@
 A ball falls from a random column of the top row, one cell per step, and a paddle moves along the
 bottom row (actions NOOP, LEFT, RIGHT). When the ball reaches the paddle's row the step's reward
 is +1 if the paddle is under it and -1 otherwise; the landed ball stays visible for that step and
-the next ball starts `fall` rows up (the top row by default) on the step after. An episode is
-`balls` drops (`fall + 1` steps each) and ends terminal. The board is 8x8 cells of 8x8 pixels, so the smallest agent can
+the next ball starts `fall` rows up (the top row by default) and at most `fall` columns from the
+paddle on the step after, so the paddle can always reach it. An episode is `balls` drops
+(`fall + 1` steps each) and ends terminal. `catch-1` is nearly a contextual bandit (one move
+decides each ball); the default, a fall of 7 rows, needs the world model to track both objects
+for 7 steps of imagination. The board is 8x8 cells of 8x8 pixels, so the smallest agent can
 see both objects. A uniform random policy scores well below zero; moving under the ball scores
 `balls` every episode. It behaves like `pipelines.atari.VectorAtari` (same `reset`, `step`,
 `Step`, `action_set`, hidden SAME_STEP auto-reset), so the real collector, store, sampler and
@@ -26,7 +29,7 @@ CELL = IMAGE_SHAPE[0] // CELLS
 
 @dataclass(frozen=True)
 class CatchConfig:
-    balls: int = 5  # drops per episode
+    balls: int = 10  # drops per episode
     fall: int = CELLS - 1  # rows a ball falls before it lands (it appears that far above the paddle)
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,7 +105,10 @@ class CatchVectorEnv:
         self._drop(i)
 
     def _drop(self, i: int) -> None:
-        self._ball[i] = (CELLS - 1 - self.config.fall, self._rng[i].integers(CELLS))
+        # The ball appears `fall` rows up and at most `fall` columns away: the paddle can always reach it.
+        fall = self.config.fall
+        low, high = max(0, self._paddle[i] - fall), min(CELLS - 1, self._paddle[i] + fall)
+        self._ball[i] = (CELLS - 1 - fall, self._rng[i].integers(low, high + 1))
 
     def _render(self) -> np.ndarray:
         image = np.zeros((self.num_envs, *IMAGE_SHAPE), np.uint8)

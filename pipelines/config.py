@@ -41,6 +41,8 @@ class PrefillConfig:
     steps: int = 50_000  # agent steps of the uniform random policy (paper: 50k before the first update)
     envs: int = 1  # environments stepped together by the prefill collector
     updates: int | None = None  # iteration 0's updates on the prefill alone; None = steps / train_every
+    world_model_only: bool = False  # iteration 0 trains only the world model: the actor starts learning
+    # once imagination means something (an actor trained on an untrained model collapses onto noise)
 
     def validate(self) -> None:
         _positive("prefill.steps", self.steps)

@@ -134,6 +134,13 @@ class WorkflowPlan:
     def eval_seed(self, seed, iteration) -> int:
         return eval_seed(int(seed), _k(iteration))
 
+    def train_mode(self, iteration) -> str:
+        """train-world-model's mode flag for iteration k: the paper's interleaved step, the world
+        model alone (staged training, or iteration 0's warm-up with `prefill.world_model_only`)."""
+        if not self.cfg.interleaved or (_k(iteration) == 0 and self.cfg.prefill.world_model_only):
+            return "--world-model-only"
+        return "--interleaved"
+
     def updates(self, iteration) -> int:
         return self.iterations[_k(iteration)].updates
 

@@ -29,7 +29,7 @@ rule train_world_model:
         updates=lambda w: W.updates(w.iteration),
         updates_before=lambda w: W.updates_before(w.iteration),
         frames=lambda w: W.frames(w.iteration),
-        mode="--interleaved" if CFG.interleaved else "--world-model-only",
+        mode=lambda w: W.train_mode(w.iteration),
     resources:
         gpu=1,
     log:
