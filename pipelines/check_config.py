@@ -10,7 +10,6 @@ Each problem is one `ConfigError` naming the key and what is wrong.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -93,7 +92,7 @@ def load_and_validate(path: str | Path) -> PipelineConfig:
 def check_config_command(config_file: Path, show: bool) -> None:
     """Validate a pipeline configuration file before anything runs.
 
-    Exits 1 with one message naming the first problem in CONFIG_FILE (a YAML of pipeline settings).
+    Exits 2 with one message naming the first problem in CONFIG_FILE (a YAML of pipeline settings).
 
     Checks unknown keys, wrong types, games ale-py does not know, the agent preset and its
     overrides, environment settings, and that every named dataset is an experience store (or
@@ -101,11 +100,7 @@ def check_config_command(config_file: Path, show: bool) -> None:
 
     Example: dreamer-pipeline check-config config/debug.yaml --show
     """
-    try:
-        cfg = load_and_validate(config_file)
-    except ConfigError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(1)
+    cfg = load_and_validate(config_file)  # a ConfigError is one line and exit code 2 (pipelines/cli.py)
     if show:
         click.echo(dump_config(cfg), nl=False)
     click.echo(f"{config_file}: ok ({len(cfg.games)} game(s), {len(cfg.seeds)} seed(s), variant {cfg.variant!r})", err=True)
