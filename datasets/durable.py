@@ -16,10 +16,12 @@ commit costs three rounds. `fsync=False` keeps the order but skips the syncs (te
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 _pool: ThreadPoolExecutor | None = None
 _POOL_THREADS = 8
@@ -109,3 +111,25 @@ def replace_files(
         os.replace(last_temporary, last[0])
         if fsync:
             fsync_path(last[0].parent)
+
+
+@contextmanager
+def staged_directory(final: str | os.PathLike) -> Iterator[Path]:
+    """Build a directory under a hidden sibling name; rename it to `final` once the block ends.
+
+    For outputs that must appear whole or not at all (an import, an export): a run killed midway
+    leaves only the hidden `.{name}.staging-<id>` folder, which directory searches skip and which
+    blocks no rerun; an exception removes it. The files inside must be durable (fsynced) before
+    the block ends; the rename is fsynced here. `final` must not exist (an empty folder is replaced).
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.parent / f".{final.name}.staging-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    try:
+        yield staging
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    fsync_path(final.parent)
