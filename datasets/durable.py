@@ -15,8 +15,10 @@ commit costs three rounds. `fsync=False` keeps the order but skips the syncs (te
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,6 +27,11 @@ from typing import Iterable, Iterator, Sequence
 
 _pool: ThreadPoolExecutor | None = None
 _POOL_THREADS = 8
+OWNER_SUFFIX = ".owner"  # `.{name}.staging-<id>.owner`: the process that builds `.{name}.staging-<id>`
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
 
 
 def temporary_name(path: Path) -> Path:
@@ -119,17 +126,34 @@ def staged_directory(final: str | os.PathLike) -> Iterator[Path]:
 
     For outputs that must appear whole or not at all (an import, an export): a run killed midway
     leaves only the hidden `.{name}.staging-<id>` folder, which directory searches skip and which
-    blocks no rerun; an exception removes it. The files inside must be durable (fsynced) before
-    the block ends; the rename is fsynced here. `final` must not exist (an empty folder is replaced).
+    blocks no rerun; an exception removes it, and the next run for the same `final` on this host
+    removes the folders of runs that no longer run (their owner file names the process). The files
+    inside must be durable (fsynced) before the block ends; the rename is fsynced here. `final`
+    must not exist (an empty folder is replaced).
     """
+    from .store_lock import holder_alive, holder_record
+
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.parent / f".{final.name}.staging-{uuid.uuid4().hex[:12]}"
-    staging.mkdir()
+    prefix = f".{final.name}.staging-"
+    for owner_file in final.parent.glob(glob_escape(prefix) + "*" + OWNER_SUFFIX):
+        try:
+            owner = json.loads(owner_file.read_text())
+        except (OSError, ValueError):
+            continue  # not ours to judge
+        if isinstance(owner, dict) and owner.get("host") == socket.gethostname() and not holder_alive(owner):
+            shutil.rmtree(owner_file.with_name(owner_file.name.removesuffix(OWNER_SUFFIX)), ignore_errors=True)
+            owner_file.unlink(missing_ok=True)
+    staging = final.parent / f"{prefix}{uuid.uuid4().hex[:12]}"
+    owner_file = staging.with_name(staging.name + OWNER_SUFFIX)  # beside it: the folder holds only the output
+    owner_file.write_text(json.dumps(holder_record()))
     try:
+        staging.mkdir()
         yield staging
         os.rename(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        owner_file.unlink(missing_ok=True)
     fsync_path(final.parent)
