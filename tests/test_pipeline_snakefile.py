@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,10 @@ def job_counts(output: str) -> dict[str, int]:
 
 def test_default_configuration_plans_the_whole_run(tmp_path):
     # the paper's protocol: 200M frames = prefill + 200 iterations of 250k agent steps
+    started = time.monotonic()
     result = dry_run(tmp_path, "--cores", "8", "train_all", "--quiet", "rules")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert time.monotonic() - started < 10  # planning the paper's run takes seconds (issue 9)
     counts = job_counts(result.stdout + result.stderr)
     assert counts["prefill"] == 1 and counts["collect"] == 200
     assert counts["train_world_model"] == 201 and counts["evaluate"] == 201
