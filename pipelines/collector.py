@@ -205,6 +205,8 @@ def collect(
     progress: bool = True,
     handle_signals: bool = True,
     break_lock: bool = False,
+    checksum: bool = True,
+    fsync: bool = True,
 ) -> CollectResult:
     """Fill the store at `path` with whole episodes until it holds >= `target_steps` agent steps.
 
@@ -222,7 +224,8 @@ def collect(
 
     The collector holds the store's writer lock while it runs: a second writer on the same store
     gets a `StoreLockedError` naming this one. `break_lock` takes over the lock of a writer on
-    another host (datasets/store_lock.py).
+    another host (datasets/store_lock.py). `checksum` and `fsync` are `StoreWriter.open`'s (turn
+    them off only for scratch data, e.g. to measure what they cost: benchmarks/bench_collect.py).
     """
     if target_steps < 1:
         raise CollectError(f"target_steps must be at least 1, got {target_steps}")
@@ -245,8 +248,8 @@ def collect(
         if done_already is not None:
             return CollectResult(path, target_steps, done_already.num_steps, done_already.num_episodes)
 
-        with StoreWriter.open(path, attrs, chunk_steps=chunk_steps, zstd_level=zstd_level,
-                              break_lock=break_lock) as writer:
+        with StoreWriter.open(path, attrs, chunk_steps=chunk_steps, zstd_level=zstd_level, break_lock=break_lock,
+                              checksum=checksum, fsync=fsync) as writer:
             result = _collect_into(writer, env, policy, seed, num_envs, target_steps, commit_steps, commit_seconds,
                                    progress, handle_signals)
     result.seconds = time.perf_counter() - start_time
