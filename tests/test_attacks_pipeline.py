@@ -60,18 +60,22 @@ def shell_commands(output: str) -> list[str]:
     return [command for command in commands if command != "None"]  # train_all runs nothing
 
 
-def test_every_rule_passes_hostile_paths_as_single_arguments(tmp_path):
+@pytest.mark.parametrize("mode, expected", [
+    ({"interleaved": False}, {"prefill", "pretrain-world-model", "train-world-model", "train-actor-critic",
+                              "evaluate", "collect", "scores"}),
+    ({"loop": {"online": True}, "collectors": 2}, {"prefill", "pretrain-world-model", "train-world-model",
+                                                   "train-online", "evaluate", "scores"}),
+])
+def test_every_rule_passes_hostile_paths_as_single_arguments(tmp_path, mode, expected):
     """Attack 1 (every rule, planned): each path reaches its command as exactly one argument."""
     external = make_store(tmp_path / HOSTILE / "external.zarr", [20, 20])  # an existing shared dataset
-    data = tiny_config(interleaved=False, datasets=[str(external)],
+    data = tiny_config(datasets=[str(external)], **mode,
                        pretrain={"name": "rf", "datasets": ["random-attack", str(external)], "updates": 2})
     config = write_config(tmp_path, data)
     result = snakemake(tmp_path, "-n", "-p", "--cores", "2", "train_all", "--configfile", str(config))
     assert result.returncode == 0, result.stderr[-3000:]
     commands = shell_commands(result.stdout + result.stderr)
-    rules = {shlex.split(command)[1] for command in commands}
-    assert rules == {"prefill", "pretrain-world-model", "train-world-model", "train-actor-critic", "evaluate",
-                     "collect", "scores"}
+    assert {shlex.split(command)[1] for command in commands} == expected
     for command in commands:
         words = shlex.split(command)
         assert words[0] == "dreamer-pipeline" and words[-1] == "2>&1" and words[-3] == ">"

@@ -71,7 +71,7 @@ if CFG.loop.online:
         params:
             config=CONFIG_SNAPSHOT,
             shared=_shared_flags,
-            markers=lambda w, output: " ".join(f"--marker {m}" for m in output.markers),
+            markers=lambda w, output: [argument for marker in output.markers for argument in ("--marker", marker)],
             updates=lambda w: W.updates(w.iteration),
             updates_before=lambda w: W.updates_before(w.iteration),
             frames=lambda w: W.frames(w.iteration),
@@ -83,11 +83,11 @@ if CFG.loop.online:
         conda:
             CONDA_ENV
         shell:
-            "dreamer-pipeline train-online --config {params.config} --game {wildcards.game} "
-            "--seed {wildcards.seed} --iteration {wildcards.iteration} --updates {params.updates} "
-            "--updates-before {params.updates_before} --frames {params.frames} --resume-from {input.previous} "
-            "{params.shared} {params.markers} --out {output.checkpoint} --videos {output.videos} {input.replay} "
-            "> {log} 2>&1"
+            "dreamer-pipeline train-online --config {params.config:q} --game {wildcards.game:q} "
+            "--seed {wildcards.seed:q} --iteration {wildcards.iteration:q} --updates {params.updates:q} "
+            "--updates-before {params.updates_before:q} --frames {params.frames:q} --resume-from {input.previous:q} "
+            "{params.shared:q} {params.markers:q} --out {output.checkpoint:q} --videos {output.videos:q} "
+            "{input.replay:q} > {log:q} 2>&1"
 
 
 rule train_actor_critic:
