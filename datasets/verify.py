@@ -10,8 +10,9 @@ decode), and checks the meaning of the data:
 
 It never raises for a bad store: it returns a `StoreReport` listing the problems (each naming the
 array and chunk where it applies). `verify_sources(*sources)` does this for every store of any
-dataset sources (stores, directories of stores, manifests) and checks that the stores of one
-source share an action set. `dreamer-pipeline verify` and `dreamer-pipeline inspect` use them.
+dataset sources (stores, directories of stores, manifests). It checks stores, not how they are
+combined: a folder may hold several games' stores, and `open_dataset` refuses to mix action sets
+when they are used together. `dreamer-pipeline verify` and `dreamer-pipeline inspect` use them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 
@@ -133,27 +134,12 @@ def verify_sources(*sources: str | os.PathLike, on_chunk: Callable[[int], None] 
         except DatasetError as error:
             reports.append(StoreReport(str(source), problems=[str(error)]))
             continue
-        mine = []
         for path in stores:
             if path.resolve() in seen:
                 continue
             seen.add(path.resolve())
-            mine.append(verify_store(path, on_chunk=on_chunk))
-        reports += mine
-        _check_action_sets(mine)
+            reports.append(verify_store(path, on_chunk=on_chunk))
     return reports
-
-
-def _check_action_sets(reports: Iterable[StoreReport]) -> None:
-    first: tuple[str, object] | None = None
-    for report in reports:
-        if not report.ok:
-            continue
-        ids = (ExperienceStore(report.path).attrs.get("action_set") or {}).get("ids")
-        if first is None:
-            first = (report.path, ids)
-        elif ids != first[1]:
-            report.add(f"uses the action set {ids}, but {first[0]} of the same dataset uses {first[1]}")
 
 
 def count_chunks(*sources: str | os.PathLike) -> int:

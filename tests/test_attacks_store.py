@@ -150,6 +150,19 @@ def test_a_missing_chunk_is_one_error_in_every_reader(tmp_path, key, index):
     assert verify.exit_code == 2 and f"CORRUPT  {path}: array '{key}' chunk {index}" in verify.output
 
 
+def test_verify_passes_good_stores_of_several_games_and_names_the_bad_one(tmp_path):
+    make_store(tmp_path / "data/pong.zarr", [20, 30], game="pong", num_actions=6)
+    make_store(tmp_path / "data/breakout.zarr", [25], game="breakout", num_actions=4)  # another action set: fine
+    bad = make_store(tmp_path / "data/bad.zarr", [40, 40], chunk_steps=16)
+    good = cli("verify", tmp_path / "data/pong.zarr", tmp_path / "data/breakout.zarr", "--no-progress")
+    assert good.exit_code == 0 and good.output.count("ok       ") == 2, good.output
+    delete_chunk(bad, "image", 3)
+    result = cli("verify", tmp_path / "data", "--no-progress")
+    assert result.exit_code == 2 and result.output.count("ok       ") == 2
+    assert f"CORRUPT  {bad}: array 'image' chunk 3" in result.output
+    assert "error: 1 of 3 store(s) failed verification" in result.output
+
+
 def corrupt_chunk(path, key, index, truncate=False):
     chunk = path / key / "c" / str(index)
     chunk = chunk if chunk.is_file() else next(p for p in chunk.rglob("*") if p.is_file())
