@@ -10,10 +10,14 @@
 
 import os
 import re
-import shlex
 import sys
 
 from snakemake.utils import min_version
+
+# Snakemake builds the DAG recursively, about four frames per job along the chain of iterations:
+# the default limit (1000) stops near 240 staged iterations. Iterations are bounded by
+# pipelines/limits.py; this leaves room for them.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 100_000))
 
 from dreamer_pipeline.models.config_schema import ConfigError
 from dreamer_pipeline.pipelines.workflow_plan import load_workflow

@@ -12,7 +12,15 @@ within-run measure that other jobs' load does not skew: 1 - share is the collect
 policy, buffers, compression, commits), and the store's bytes per step (file sizes and allocated
 blocks).
 
+With --integrity, the collector runs alternately without checksums and fsync ("plain"), with
+crc32c checksums only, and as it ships (checksums and fsynced commits), and the ratios of their
+rates to the plain one's are the cost of each (same run, same load). Because whole-collector rates
+on a shared machine are noisy, the commits are also timed alone: the episodes of a collected store
+are appended one commit per episode to fresh stores of each variant, alternating, and the median
+milliseconds per commit give the throughput ratio the commit costs imply at the measured rate.
+
     python benchmarks/bench_collect.py --game pong --envs 1 2 4 8 --steps 4000 --out collect.json
+    python benchmarks/bench_collect.py --game breakout --envs 1 --integrity --repeats 7
 """
 
 from __future__ import annotations
@@ -35,8 +43,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--envs", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--steps", type=int, default=4000, help="agent steps per measurement")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--integrity", action="store_true",
+                        help="measure the cost of checksums and fsync instead of the raw-emulator ratio")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("bench_collect.json"))
     return parser.parse_args(argv)
+
+
+INTEGRITY_VARIANTS = {  # name -> (checksum, fsync)
+    "plain": (False, False),
+    "crc32c": (True, False),
+    "crc32c + fsync": (True, True),
+}
 
 
 def raw_steps_per_second(game: str, envs: int, steps: int, seed: int) -> float:
@@ -55,11 +72,12 @@ def raw_steps_per_second(game: str, envs: int, steps: int, seed: int) -> float:
     return vector_steps * envs / seconds
 
 
-def collector_run(game: str, envs: int, steps: int, seed: int, root: Path) -> dict:
+def collector_run(game: str, envs: int, steps: int, seed: int, root: Path, checksum: bool = True,
+                  fsync: bool = True) -> dict:
     from dreamer_pipeline.pipelines.collector import collect
 
-    path = root / f"{game}-{envs}-{seed}.zarr"
-    result = collect(path, game, steps, num_envs=envs, seed=seed, progress=False)
+    path = root / f"{game}-{envs}-{seed}-{checksum}-{fsync}.zarr"
+    result = collect(path, game, steps, num_envs=envs, seed=seed, progress=False, checksum=checksum, fsync=fsync)
     sizes = blocks = 0
     for file in path.rglob("*"):
         if file.is_file():
@@ -68,6 +86,8 @@ def collector_run(game: str, envs: int, steps: int, seed: int, root: Path) -> di
             blocks += stat.st_blocks * 512
     return {
         "steps_per_s": result.env_steps / result.loop_seconds,
+        "episodes": result.new_episodes,
+        "seconds_per_commit": (result.loop_seconds - result.env_seconds) / max(1, result.new_episodes),
         "emulator_share": result.env_seconds / result.loop_seconds,
         "committed_steps": result.committed_steps,
         "bytes_per_step": sizes / result.committed_steps,
@@ -75,8 +95,79 @@ def collector_run(game: str, envs: int, steps: int, seed: int, root: Path) -> di
     }
 
 
+def integrity_main(args) -> int:
+    """Collector rates without / with checksums / with checksums and fsync, alternating per repeat."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:  # fsync costs depend on the file system: check that of $TMPDIR
+        for envs in args.envs:
+            runs: dict[str, list[dict]] = {name: [] for name in INTEGRITY_VARIANTS}
+            for repeat in range(args.repeats):
+                names = list(INTEGRITY_VARIANTS)
+                for name in names[repeat % 3:] + names[: repeat % 3]:  # rotate who goes first
+                    checksum, fsync = INTEGRITY_VARIANTS[name]
+                    runs[name].append(collector_run(args.game, envs, args.steps, repeat, Path(tmp), checksum, fsync))
+                    print(f"envs {envs} repeat {repeat} {name}: {runs[name][-1]['steps_per_s']:.0f} steps/s",
+                          file=sys.stderr, flush=True)
+            plain = [run["steps_per_s"] for run in runs["plain"]]
+            row = {"envs": envs}
+            for name, results in runs.items():
+                rates = [run["steps_per_s"] for run in results]
+                row[name] = {"steps_per_s": statistics.median(rates),
+                             "ratio_to_plain": statistics.median(r / p for r, p in zip(rates, plain)),
+                             "ms_outside_emulator_per_episode": 1e3 * statistics.median(
+                                 run["seconds_per_commit"] for run in results),
+                             "episodes": statistics.median(run["episodes"] for run in results), "all": rates}
+            rows.append(row)
+            commits = commit_milliseconds(Path(tmp) / f"{args.game}-{envs}-0-False-False.zarr", Path(tmp),
+                                          max(3, args.repeats))
+            episode_seconds = statistics.median(run["episodes"] and args.steps / run["episodes"] / run["steps_per_s"]
+                                                for run in runs["plain"])
+            for name, milliseconds in commits.items():
+                row[name]["ms_per_commit"] = milliseconds
+                extra = (milliseconds - commits["plain"]) / 1e3
+                row[name]["implied_ratio_to_plain"] = episode_seconds / (episode_seconds + extra)
+    lines = [f"game {args.game}, {args.steps} agent steps per run, medians of {args.repeats}, load {os.getloadavg()[0]:.1f}",
+             "| envs | variant | collector steps/s | ratio to plain (paired) | ms per commit (alone) | "
+             "ratio implied by the commit cost |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        for name in INTEGRITY_VARIANTS:
+            cell = row[name]
+            lines.append(f"| {row['envs']} | {name} | {cell['steps_per_s']:.0f} | {cell['ratio_to_plain']:.3f} | "
+                         f"{cell['ms_per_commit']:.1f} | {cell['implied_ratio_to_plain']:.3f} |")
+    print("\n".join(lines))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"game": args.game, "steps": args.steps, "integrity": rows,
+                                    "load": os.getloadavg()}, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def commit_milliseconds(source: Path, root: Path, repeats: int) -> dict[str, float]:
+    """Median ms of one `append_episode` (one commit) per variant, re-appending `source`'s episodes."""
+    from dreamer_pipeline.datasets.store import ExperienceStore, StoreWriter
+
+    store = ExperienceStore(source)
+    index = store.episodes()
+    episodes = [{key: store.read(key, int(s), int(s + n)) for key in store.arrays} for s, n in zip(index.starts, index.lengths)]
+    times: dict[str, list[float]] = {name: [] for name in INTEGRITY_VARIANTS}
+    names = list(INTEGRITY_VARIANTS)
+    for repeat in range(repeats):
+        for name in names[repeat % 3:] + names[: repeat % 3]:
+            checksum, fsync = INTEGRITY_VARIANTS[name]
+            with StoreWriter.open(root / f"commits-{name}-{repeat}.zarr", dict(store.attrs), checksum=checksum,
+                                  fsync=fsync) as writer:
+                for episode in episodes:
+                    start = time.perf_counter()
+                    writer.append_episode(episode)
+                    times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(values) for name, values in times.items()}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.integrity:
+        return integrity_main(args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for envs in args.envs:

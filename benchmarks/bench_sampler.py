@@ -15,13 +15,19 @@ Measured, each as the median over --repeats runs of --batches batches:
 The store's files sit in the OS page cache after it is built, so "on disk" measures file reads
 and decoding, not a cold disk.
 
+With --integrity, a second store with the same episodes but no crc32c checksums is built, and the
+sampler (cache none, 1 and 2 threads) and the bare chunk reader (`ChunkReader.read_into` over every
+image chunk) alternate between the two: the ratios are the checksums' cost on the read path.
+
     python benchmarks/bench_sampler.py --steps 150000 --out benchmarks/bench_sampler.json
+    python benchmarks/bench_sampler.py --steps 50000 --integrity --repeats 7
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -40,6 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batches", type=int, default=100, help="batches per timed run")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip", nargs="*", default=[], help="variants to skip (e.g. dataloader lru)")
+    parser.add_argument("--integrity", action="store_true", help="measure the cost of crc32c checksums on reads")
     parser.add_argument("--frames-cache", type=Path, default=Path(tempfile.gettempdir()) / "dreamer_bench_frames")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "dreamer_bench_sampler")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("bench_sampler.json"))
@@ -62,7 +69,7 @@ def real_episodes(game: str, steps: int, cache_dir: Path) -> list[np.ndarray]:
     return np.split(data["image"], data["boundaries"])
 
 
-def build_store(path: Path, episodes: list[np.ndarray], steps: int, game: str) -> Path:
+def build_store(path: Path, episodes: list[np.ndarray], steps: int, game: str, checksum: bool = True) -> Path:
     from tqdm.auto import tqdm
 
     from dreamer_pipeline.datasets.store import ExperienceStore, StoreWriter
@@ -79,7 +86,7 @@ def build_store(path: Path, episodes: list[np.ndarray], steps: int, game: str) -
     rng = np.random.default_rng(0)
     attrs = {"game": game, "action_set": {"full": False, "ids": list(range(6)), "meanings": []},
              "policy": {"kind": "random"}, "env": {}, "seed": 0, "writer_id": "bench_sampler"}
-    writer = StoreWriter.open(path, attrs)
+    writer = StoreWriter.open(path, attrs, checksum=checksum, fsync=False)  # scratch data
     bar = tqdm(total=steps, desc="building store", unit="step")
     while writer.committed_steps < steps:
         image = episodes[int(rng.integers(len(episodes)))]
@@ -97,6 +104,7 @@ def build_store(path: Path, episodes: list[np.ndarray], steps: int, game: str) -
                                "is_last": last, "is_terminal": last.copy()})
         bar.update(length)
     bar.close()
+    writer.close()
     return path
 
 
@@ -142,8 +150,68 @@ def numpy_ceiling(data, batch_size: int, seq_len: int):
     return batches
 
 
+def chunk_reads_per_second(stores: dict[str, Path], repeats: int) -> dict[str, list[float]]:
+    """`ChunkReader.read_into` over every image chunk of each store, alternating stores per repeat."""
+    from dreamer_pipeline.datasets.chunks import ChunkReader
+    from dreamer_pipeline.datasets.store import ExperienceStore
+
+    readers = {name: ChunkReader(ExperienceStore(path).arrays["image"], path) for name, path in stores.items()}
+    rates: dict[str, list[float]] = {name: [] for name in readers}  # chunks per CPU-second of this process
+    for repeat in range(repeats + 1):  # the first pass warms the page cache
+        for name, reader in (list(readers.items())[::-1] if repeat % 2 else list(readers.items())):
+            buffer = np.empty((reader.chunk_steps, *reader.step_shape), reader.dtype)
+            start = time.process_time()
+            for index in range(reader.num_chunks):
+                reader.read_into(index, buffer)
+            if repeat:
+                rates[name].append(reader.num_chunks / max(time.process_time() - start, 1e-9))
+    return rates
+
+
+def integrity_main(args, episodes) -> dict:
+    from dreamer_pipeline.datasets.dataset import open_dataset
+    from dreamer_pipeline.datasets.sampler import SequenceSampler
+
+    stores = {checksum: build_store(args.workdir / f"{args.game}-{args.steps}-crc{int(checksum)}.zarr", episodes,
+                                    args.steps, args.game, checksum=checksum) for checksum in (True, False)}
+    B, T = args.batch_size, args.seq_len
+    iterators = {}
+    for threads in (1, 2):
+        for checksum in (False, True):
+            name = f"sampler none, {threads} thread(s), {'crc32c' if checksum else 'no checksums'}"
+            iterators[name] = iter(SequenceSampler(open_dataset(stores[checksum]), B, T, cache="none", threads=threads))
+    rates, cpu_rates = timed_interleaved(iterators, args.batches, args.repeats)
+    chunks = chunk_reads_per_second({"crc32c": stores[True], "no checksums": stores[False]}, args.repeats)
+    load = os.getloadavg()[0]
+    print(f"\nload {load:.1f}; {args.steps} steps of {args.game}; medians of {args.repeats} alternating runs")
+    print(f"{'variant':<40} {'per s':>8} {'ratio crc32c/none':>18} {'per CPU-s':>10} {'CPU ratio':>10}")
+    results = {}
+    paired = lambda a, b: statistics.median(x / y for x, y in zip(a, b))  # noqa: E731
+    for threads in (1, 2):
+        plain, checked = (f"sampler none, {threads} thread(s), {kind}" for kind in ("no checksums", "crc32c"))
+        entry = {"batches_per_s_crc32c": statistics.median(rates[checked]),
+                 "batches_per_s_plain": statistics.median(rates[plain]), "ratio": paired(rates[checked], rates[plain]),
+                 "batches_per_cpu_s_crc32c": statistics.median(cpu_rates[checked]),
+                 "cpu_ratio": paired(cpu_rates[checked], cpu_rates[plain])}
+        results[f"sampler {threads} thread(s)"] = entry
+        print(f"{f'sampler batches, {threads} thread(s)':<40} {entry['batches_per_s_crc32c']:>8.1f} "
+              f"{entry['ratio']:>18.3f} {entry['batches_per_cpu_s_crc32c']:>10.1f} {entry['cpu_ratio']:>10.3f}")
+    ratio = paired(chunks["crc32c"], chunks["no checksums"])
+    results["chunk reader"] = {"chunks_per_cpu_s_crc32c": statistics.median(chunks["crc32c"]),
+                               "chunks_per_cpu_s_plain": statistics.median(chunks["no checksums"]), "cpu_ratio": ratio}
+    print(f"{'ChunkReader.read_into, image chunks':<40} {'':>8} {'':>18} {statistics.median(chunks['crc32c']):>10.0f} "
+          f"{ratio:>10.3f}")
+    report = {"game": args.game, "steps": args.steps, "load": load, "integrity": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return report
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.integrity:
+        return integrity_main(args, real_episodes(args.game, args.real_steps, args.frames_cache))
     from dreamer_pipeline.datasets.dataset import open_dataset
     from dreamer_pipeline.datasets.sampler import SequenceSampler
 

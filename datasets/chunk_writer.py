@@ -7,35 +7,38 @@ collector's throughput (benchmarks/bench_collect.py).
 
 `ChunkAppender` is the write-side twin of `chunks.ChunkReader`: it applies only to arrays exactly
 as `StoreWriter` creates them (local directory, regular chunks along time only, codecs `bytes` +
-`zstd`, default chunk key encoding), and writes the same bytes zarr would (verified in
+`zstd` (+ `crc32c`), default chunk key encoding), and writes the same bytes zarr would (verified in
 tests/test_store.py). It keeps the last, partly filled chunk decoded in memory, so an append
-encodes each touched chunk once and never reads a chunk back.
+encodes each touched chunk once and never reads a chunk back (after the first, verified, read).
 
-Crash safety is the store's commit protocol: chunk files are replaced atomically (write a temporary
-file, then rename), the array's `zarr.json` (its length) is published after its chunks, and the
-group's committed-steps counter after every array. A chunk that holds committed steps is only
-ever rewritten with the same committed prefix.
+Crash safety is the store's commit protocol: `append` and `publish` only *stage* the chunk files
+and the array's `zarr.json` (its length); `StoreWriter` then replaces all staged files of every
+array at once and durably, and the group's committed-steps counter strictly last
+(`durable.replace_files`). A chunk that holds committed steps is only ever rewritten with the same
+committed prefix, and only from a file that was fsynced before it replaced the old one.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import uuid
+import struct
 from pathlib import Path
 
+import google_crc32c
 import numcodecs
 import numpy as np
 import zarr
 
-from .chunks import ChunkReader
+from .chunks import ChunkReader, has_checksum
+from .durable import make_directories
 
 
 class ChunkAppender:
-    """Appends rows to one array. `append(values)` writes chunk files; `publish()` makes the new
-    length visible by rewriting the array's metadata. Build with `ChunkAppender.for_array`."""
+    """Appends rows to one array. `append(values)` stages chunk files; `publish()` stages the
+    array's metadata with the new length; `take_staged()` hands both over to be replaced (see the
+    module docstring). Build with `ChunkAppender.for_array`."""
 
-    def __init__(self, array: zarr.Array, directory: Path, length: int):
+    def __init__(self, array: zarr.Array, directory: Path, length: int, store_path: str | Path | None = None):
         self.directory = directory
         self.meta_path = directory / "zarr.json"
         self.meta = json.loads(self.meta_path.read_text())
@@ -44,24 +47,28 @@ class ChunkAppender:
         self.dtype = np.dtype(array.dtype).newbyteorder("<") if np.dtype(array.dtype).itemsize > 1 else np.dtype(array.dtype)
         zstd = next(c for c in self.meta["codecs"] if c["name"] == "zstd")["configuration"]
         self.codec = numcodecs.Zstd(level=int(zstd["level"]), checksum=bool(zstd.get("checksum", False)))
+        self.checksummed = has_checksum(array)
         self.fill_value = array.metadata.fill_value
         self.length = int(length)
         self.published = int(length)
+        self.staged: dict[Path, bytes] = {}
+        self.changed_directories: list[Path] = []  # parents of folders this appender created
         self._made_directories: set[Path] = set()
         self._chunk_path_of = lambda index: directory / array.metadata.encode_chunk_key((index,) + (0,) * len(self.step_shape))
         # The chunk that holds step `length` (partly filled): keep its committed rows in memory.
         self.tail = np.full((self.chunk_steps, *self.step_shape), self.fill_value, self.dtype)
         filled = self.length % self.chunk_steps
-        if filled:
-            self.tail[:filled] = array[self.length - filled : self.length]
+        if filled:  # read through the verifying reader: a corrupt committed chunk is never rewritten
+            self.tail[:] = ChunkReader(array, store_path).read(self.length // self.chunk_steps)
+            self.tail[filled:] = self.fill_value
 
     @classmethod
-    def for_array(cls, array: zarr.Array, length: int) -> "ChunkAppender | None":
+    def for_array(cls, array: zarr.Array, length: int, store_path: str | Path | None = None) -> "ChunkAppender | None":
         """An appender if `array` is laid out as StoreWriter makes it, else None (use zarr)."""
         directory = ChunkReader._fast_path_directory(array)
         if directory is None or not (directory / "zarr.json").is_file():
             return None
-        return cls(array, directory, length)
+        return cls(array, directory, length, store_path)
 
     def append(self, values: np.ndarray) -> None:
         values = np.asarray(values, dtype=self.dtype)
@@ -77,23 +84,28 @@ class ChunkAppender:
                 self.tail[...] = self.fill_value  # the next chunk starts empty
 
     def publish(self) -> None:
-        """Rewrite the array's metadata with the new length (after every chunk is on disk)."""
+        """Stage the array's metadata with the new length."""
         if self.length == self.published:
             return
         self.meta["shape"] = [self.length, *self.step_shape]
-        _atomic_write(self.meta_path, json.dumps(self.meta, indent=2).encode())
+        self.staged[self.meta_path] = json.dumps(self.meta, indent=2).encode()
         self.published = self.length
+
+    def take_staged(self) -> tuple[list[tuple[Path, bytes]], list[Path]]:
+        """The staged files (chunks first, then metadata) and the folders whose entries changed."""
+        files, directories = list(self.staged.items()), self.changed_directories
+        self.staged, self.changed_directories = {}, []
+        return files, directories
+
+    def discard_staged(self) -> None:
+        self.staged, self.changed_directories = {}, []
 
     def _write_chunk(self, index: int, chunk: np.ndarray) -> None:
         path = self._chunk_path_of(index)
         if path.parent not in self._made_directories:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            self.changed_directories += make_directories(path.parent)
             self._made_directories.add(path.parent)
-        _atomic_write(path, self.codec.encode(np.ascontiguousarray(chunk)))
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")  # removed on resume if killed
-    with open(temporary, "wb") as file:
-        file.write(data)
-    os.replace(temporary, path)
+        data = self.codec.encode(np.ascontiguousarray(chunk))
+        if self.checksummed:  # zarr's crc32c codec: the little-endian CRC-32C of the bytes before it
+            data = bytes(data) + struct.pack("<I", google_crc32c.value(bytes(data)))
+        self.staged[path] = bytes(data)

@@ -4,8 +4,9 @@ A *source* names stores in one of three ways (see docs/data.md):
 
 - a store: a directory holding `zarr.json` (any name; `*.zarr` by convention);
 - a directory of stores: searched recursively, in sorted path order, for directories holding
-  `zarr.json`; the search never descends into a store. Zero-padded names (`iter0001/`) therefore
-  come out oldest first;
+  `zarr.json`; the search never descends into a store, nor into hidden directories (a name that
+  starts with `.`, e.g. the staging folder of an unfinished import). Zero-padded names
+  (`iter0001/`) therefore come out oldest first;
 - a manifest: a `.yaml`, `.yml` or `.json` file `{name: optional str, stores: [source, ...]}`
   whose entries are paths relative to the manifest (stores, directories, or other manifests).
 
@@ -256,7 +257,7 @@ def _open_store(path: Path) -> ExperienceStore:
 
 def _find_stores(directory: Path) -> Iterable[Path]:
     for child in sorted(directory.iterdir()):
-        if child.is_dir():
+        if child.is_dir() and not child.name.startswith("."):
             if (child / "zarr.json").is_file():
                 yield child
             else:

@@ -27,12 +27,20 @@ Provenance: the JSON of every source store's attributes and its episode range is
 key `dreamer_pipeline` in both metadata.json and the HDF5 root attributes, so import restores the
 stores' attributes (plus an `imported_from` note). Exports of several stores import back as one
 store per original store.
+
+Untrusted input: a file may be malformed or hostile. Every problem is one `HDF5Error` naming the
+file and what is wrong; a store name read from the file must be one path component of letters,
+digits, `.`, `_` and `-` (never `.` or `..`), so nothing is written outside the target; rewards must
+be finite. Import and export write under a hidden staging name beside the target and rename it
+at the end (`durable.staged_directory`): a killed run leaves nothing that looks valid (directory
+searches skip hidden folders) and nothing that blocks a rerun.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -44,11 +52,15 @@ from .minari_spec import (
     MINARI_VERSION, MinariSpecError, ale_game_of, env_spec_json, full_action_space_of, jpeg_encoded, parse_env_spec,
     read_observations,
 )
-from .store import ATTRS_KEY, IMAGE_SHAPE, StoreWriter
+from .durable import fsync_all, staged_directory
+from .store import ATTRS_KEY, IMAGE_SHAPE, MAX_CHUNK_STEPS, EpisodeError, StoreWriter, validate_episode
 
 MINARI_FILE = "main_data.hdf5"
 METADATA_FILE = "metadata.json"
 MINARI_LAYOUT_VERSION = MINARI_VERSION  # the first Minari release that reads our export (minari_spec.py)
+# An import is staged as a whole (it appears complete or not at all), so it commits in batches of
+# about this many steps rather than per episode: each commit costs three rounds of fsync.
+IMPORT_COMMIT_STEPS = 4096
 EXPORT_FORMAT = "dreamer-pipeline/minari-export"
 EXPORT_VERSION = 1
 # Store attributes the writer manages itself; the rest is restored from the export.
@@ -58,6 +70,18 @@ _MANAGED = ("format", "format_version", "committed_steps", "committed_episodes",
 
 class HDF5Error(ValueError):
     """An HDF5 file or directory that is not a (readable) Minari-layout dataset."""
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_EPISODE_NAME = re.compile(r"episode_([0-9]+)")
+
+
+def safe_name(name: Any, where: str) -> str:
+    """`name` if it is exactly one harmless path component, else one HDF5Error naming `where`."""
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or name in (".", ".."):
+        raise HDF5Error(f"{where}: the store name {name!r} is not a plain name (letters, digits, '.', '_', '-'; "
+                        "not '.' or '..'); refusing to use it as a path")
+    return name
 
 
 def export_minari(
@@ -76,20 +100,27 @@ def export_minari(
     `env_spec` is derived from the first store's provenance (`minari_spec.env_spec_json`);
     `author`, `author_email` and `code_permalink` are Minari's metadata fields of the same names.
     """
-    import h5py
-
     data = data if isinstance(data, Dataset) else open_dataset(data)
     if compression not in ("gzip", "lzf"):
         raise HDF5Error(f"compression must be 'gzip' or 'lzf' (lossless), got {compression!r}")
     num_actions = data.num_actions
     if num_actions is None:
         raise HDF5Error(f"dataset {data.name!r}: stores carry no action_set attribute; cannot write the action space")
-    reward_free = not data.has_reward
-    data_dir = Path(out_dir) / "data"
-    if (data_dir / METADATA_FILE).exists() or (data_dir / MINARI_FILE).exists():
-        raise HDF5Error(f"{data_dir}: a Minari dataset already exists there; choose an empty OUT_DIR")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    final_dir = Path(out_dir) / "data"
+    if final_dir.exists() and (not final_dir.is_dir() or any(final_dir.iterdir())):
+        raise HDF5Error(f"{final_dir}: already exists (a Minari dataset?); choose an empty OUT_DIR")
     dataset_id = dataset_id or _default_id(data)
+    with staged_directory(final_dir) as data_dir:  # written whole, then renamed to OUT_DIR/data
+        _export_into(data, data_dir, dataset_id, compression, _optional_metadata(data, author, author_email,
+                                                                                 code_permalink), progress)
+    return final_dir
+
+
+def _export_into(data: Dataset, data_dir: Path, dataset_id: str, compression: str, optional: dict[str, Any],
+                 progress: bool) -> None:
+    import h5py
+
+    num_actions, reward_free = data.num_actions, not data.has_reward
     options = {"compression": compression, **({"compression_opts": 4} if compression == "gzip" else {})}
 
     table = data.episodes
@@ -148,7 +179,7 @@ def export_minari(
         ),
         "action_space": json.dumps({"type": "Discrete", "dtype": "int64", "start": 0, "n": int(num_actions)}),
         "minari_version": MINARI_LAYOUT_VERSION,
-        **_optional_metadata(data, author, author_email, code_permalink),
+        **optional,
         "algorithm_name": "dreamer-pipeline " + ",".join(sorted({str(s.attrs.get("policy", {}).get("kind")) for s in data.stores})),
         "description": f"dreamer-pipeline experience ({', '.join(data.games)}); 64x64 grayscale Atari frames",
         "requirements": ["ale-py>=0.9"],
@@ -156,7 +187,7 @@ def export_minari(
         ATTRS_KEY: provenance,
     }
     (data_dir / METADATA_FILE).write_text(json.dumps(metadata))
-    return data_dir
+    fsync_all([data_dir / MINARI_FILE, data_dir / METADATA_FILE, data_dir])
 
 
 def import_minari(
@@ -183,6 +214,7 @@ def import_minari(
 
     file_path = _locate(Path(source))
     metadata = _read_metadata(file_path)
+    store_path = Path(store_path)
     try:
         jpeg = jpeg_encoded(metadata)
     except MinariSpecError as error:
@@ -192,48 +224,61 @@ def import_minari(
     except OSError as error:
         raise HDF5Error(f"{file_path}: not a readable HDF5 file ({error})") from None
     with file:
-        raw = file.attrs.get(ATTRS_KEY)
-        provenance = json.loads(raw) if raw is not None else metadata.get(ATTRS_KEY)
-        names = sorted((k for k in file.keys() if k.startswith("episode_")), key=lambda k: int(k.split("_")[1]))
-        if not names:
-            raise HDF5Error(f"{file_path}: holds no episode_<i> groups; not a Minari-layout dataset")
-        if provenance is None:
-            provenance = _foreign_provenance(file_path, metadata, action_set, attrs)
-        reward_free = bool(provenance.get("reward_free", False))
-        stores = provenance["stores"]
-        targets = [Path(store_path)] if len(stores) == 1 else [Path(store_path) / s["name"] for s in stores]
-        if len(set(targets)) != len(targets):
-            targets = [Path(store_path) / f"{i:03d}-{s['name']}" for i, s in enumerate(stores)]
-        for target in targets:
-            if target.exists():
-                raise HDF5Error(f"{target}: already exists; import into a new store path")
+        names = _episode_names(file_path, file.keys())
+        provenance = _read_provenance(file_path, file, metadata, action_set, attrs)
+        reward_free = provenance["reward_free"]
+        stores = _check_stores(file_path, provenance["stores"], len(names))
+        if store_path.exists():
+            raise HDF5Error(f"{store_path}: already exists; import into a new store path")
+        single = len(stores) == 1
+        relative = [None] if single else [s["name"] for s in stores]
+        if not single and len(set(relative)) != len(relative):
+            relative = [f"{i:03d}-{s['name']}" for i, s in enumerate(stores)]
         bar = tqdm(total=len(names), desc="import", unit="episode", disable=not progress)
-        for store_meta, target in zip(stores, targets):
-            store_attrs = {k: v for k, v in store_meta["attrs"].items() if k not in _MANAGED}
-            origin = {"kind": "minari-hdf5", "path": str(file_path), "jpeg": jpeg}
-            if "dataset_id" in metadata:
-                origin["dataset_id"] = metadata["dataset_id"]
-            store_attrs["imported_from"] = origin
-            writer = StoreWriter.open(
-                target, store_attrs, reward_free=reward_free, chunk_steps=int(store_meta["attrs"].get("chunk_steps", 64))
-            )
-            first = int(store_meta.get("first_episode", 0))
-            count = int(store_meta.get("episodes", len(names)))
-            conversions: list[str] = []
-            for name in names[first : first + count]:
-                episode, steps = _read_episode(file_path, file[name], name, reward_free, jpeg, convert)
-                writer.append_episode(episode)
-                conversions = conversions or steps
-                bar.update(1)
-            if conversions:
-                writer.update_attrs(imported_from={**origin, "conversion": conversions})
-            if "created" in store_attrs:
-                writer.update_attrs(created=store_attrs["created"])
+        with staged_directory(store_path) as staging:  # renamed to store_path once every store is whole
+            for store_meta, name in zip(stores, relative):
+                target = staging if name is None else staging / name
+                store_attrs = {k: v for k, v in store_meta["attrs"].items() if k not in _MANAGED}
+                origin = {"kind": "minari-hdf5", "path": str(file_path), "jpeg": jpeg}
+                if "dataset_id" in metadata:
+                    origin["dataset_id"] = metadata["dataset_id"]
+                store_attrs["imported_from"] = origin
+                with StoreWriter.open(target, store_attrs, reward_free=reward_free,
+                                      chunk_steps=store_meta["chunk_steps"]) as writer:
+                    first, count = store_meta["first_episode"], store_meta["episodes"]
+                    pending: list[tuple[str, dict]] = []
+                    conversions: list[str] = []
+                    for episode_name in names[first : first + count]:
+                        episode, steps = _read_episode(file_path, file[episode_name], episode_name, reward_free, jpeg,
+                                                       convert)
+                        conversions = conversions or steps
+                        pending.append((episode_name, episode))
+                        if (sum(len(e["is_first"]) for _, e in pending) >= IMPORT_COMMIT_STEPS
+                                or episode_name == names[first + count - 1]):
+                            _commit(writer, file_path, pending)
+                            bar.update(len(pending))
+                            pending = []
+                    if conversions:
+                        writer.update_attrs(imported_from={**origin, "conversion": conversions})
+                    if "created" in store_attrs:
+                        writer.update_attrs(created=store_attrs["created"])
         bar.close()
-    return targets
+    return [store_path] if single else [store_path / name for name in relative]
 
 
 # -- internals ---------------------------------------------------------------------------------------
+
+
+def _commit(writer: StoreWriter, file_path: Path, episodes: list[tuple[str, dict]]) -> None:
+    try:
+        writer.append_episodes([episode for _, episode in episodes])
+    except EpisodeError as error:  # name the episode: check them one by one
+        for name, episode in episodes:
+            try:
+                validate_episode(episode, writer.reward_free)
+            except EpisodeError as problem:
+                raise HDF5Error(f"{file_path}: {name}: {problem}") from None
+        raise HDF5Error(f"{file_path}: episodes {episodes[0][0]}..{episodes[-1][0]}: {error}") from None
 
 
 def _optional_metadata(data: Dataset, author, author_email, code_permalink) -> dict[str, Any]:
@@ -277,10 +322,10 @@ def _read_metadata(file_path: Path) -> dict[str, Any]:
         return {}
     try:
         metadata = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise HDF5Error(f"{path}: not valid JSON ({error})") from None
     if not isinstance(metadata, dict):
-        raise HDF5Error(f"{path}: must hold a JSON object")
+        raise HDF5Error(f"{path}: holds a JSON {type(metadata).__name__}, not an object")
     return metadata
 
 
@@ -316,7 +361,77 @@ def _foreign_provenance(file_path: Path, metadata: dict[str, Any], action_set: d
         **({"env_spec": spec} if spec else {}),
         **dict(attrs or {}),
     }
-    return {"reward_free": False, "stores": [{"name": Path(dataset_id).name, "attrs": store_attrs}]}
+    name = dataset_id.rstrip("/").rsplit("/", 1)[-1]  # one store: never a path
+    return {"reward_free": False, "stores": [{"name": name, "attrs": store_attrs}]}
+
+
+def _episode_names(file_path: Path, keys) -> list[str]:
+    """The `episode_<i>` groups in order of i; any other `episode_*` name is an error."""
+    numbered = {}
+    for key in keys:
+        if not key.startswith("episode_"):
+            continue  # Minari keeps nothing else at the root; tolerate foreign extras
+        match = _EPISODE_NAME.fullmatch(key)
+        if match is None:
+            raise HDF5Error(f"{file_path}: unexpected group {key!r}; episodes are named episode_<number>")
+        index = int(match.group(1))
+        if index in numbered:
+            raise HDF5Error(f"{file_path}: groups {numbered[index]!r} and {key!r} number the same episode")
+        numbered[index] = key
+    if not numbered:
+        raise HDF5Error(f"{file_path}: holds no episode_<i> groups; not a Minari-layout dataset")
+    return [numbered[index] for index in sorted(numbered)]
+
+
+def _read_provenance(file_path: Path, file: Any, metadata: dict[str, Any], action_set: dict[str, Any] | None,
+                     attrs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Our provenance (from the HDF5 attributes, else metadata.json), or a foreign dataset's."""
+    raw = file.attrs.get(ATTRS_KEY)
+    if raw is not None:
+        try:
+            provenance = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise HDF5Error(f"{file_path}: the '{ATTRS_KEY}' attribute is not valid JSON ({error})") from None
+    else:
+        provenance = metadata.get(ATTRS_KEY)
+    if provenance is None:
+        return _foreign_provenance(file_path, metadata, action_set, attrs)
+    where = f"{file_path}: the '{ATTRS_KEY}' provenance"
+    if not isinstance(provenance, dict):
+        raise HDF5Error(f"{where} is a {type(provenance).__name__}, not an object")
+    if not isinstance(provenance.get("stores"), list) or not provenance["stores"]:
+        raise HDF5Error(f"{where} has no 'stores' list")
+    if not isinstance(provenance.get("reward_free", False), bool):
+        raise HDF5Error(f"{where}: reward_free must be true or false, got {provenance.get('reward_free')!r}")
+    return {**provenance, "reward_free": bool(provenance.get("reward_free", False))}
+
+
+def _check_stores(file_path: Path, stores: list, episodes: int) -> list[dict[str, Any]]:
+    """Validated store records: a safe name, attributes, an episode range inside the file, chunk steps."""
+    checked, covered = [], 0
+    for index, record in enumerate(stores):
+        where = f"{file_path}: provenance store {index}"
+        if not isinstance(record, dict) or not isinstance(record.get("attrs"), dict):
+            raise HDF5Error(f"{where} is not an object with an 'attrs' object")
+        name = record.get("name")
+        if len(stores) > 1:  # each store becomes STORE/<name>: the name must be one harmless component
+            name = safe_name(name, where)
+        first = record.get("first_episode", 0 if len(stores) == 1 else None)
+        count = record.get("episodes", episodes if len(stores) == 1 else None)
+        for key, value in (("first_episode", first), ("episodes", count)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise HDF5Error(f"{where}: {key} must be a non-negative integer, got {value!r}")
+        if first + count > episodes or count == 0:
+            raise HDF5Error(f"{where}: episodes {first}..{first + count - 1} are not among the file's "
+                            f"{episodes} episodes")
+        chunk_steps = record["attrs"].get("chunk_steps", 64)
+        if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, int) or not 1 <= chunk_steps <= MAX_CHUNK_STEPS:
+            raise HDF5Error(f"{where}: chunk_steps must be an integer from 1 to {MAX_CHUNK_STEPS}, got {chunk_steps!r}")
+        covered += count
+        checked.append({**record, "name": name, "first_episode": first, "episodes": count, "chunk_steps": chunk_steps})
+    if covered != episodes:
+        raise HDF5Error(f"{file_path}: the provenance's stores cover {covered} episodes, the file holds {episodes}")
+    return checked
 
 
 def _read_episode(file_path: Path, group: Any, name: str, reward_free: bool, jpeg: bool = False,
@@ -337,6 +452,8 @@ def _read_episode(file_path: Path, group: Any, name: str, reward_free: bool, jpe
         raise HDF5Error(str(error)) from None
     except (TypeError, AttributeError, ValueError):
         raise HDF5Error(f"{where}: is not a group of datasets") from None
+    except OSError as error:  # h5py: a damaged dataset or filter
+        raise HDF5Error(f"{where}: cannot be read ({error})") from None
     steps = len(actions)
     if observations.ndim == 3:
         observations = observations[..., None]
@@ -374,5 +491,11 @@ def _read_episode(file_path: Path, group: Any, name: str, reward_free: bool, jpe
         if not np.all(np.isnan(rewards)):
             raise HDF5Error(f"{where}: flagged reward-free but holds non-NaN rewards")
     else:
+        if not np.issubdtype(rewards.dtype, np.number):
+            raise HDF5Error(f"{where}: rewards are {rewards.dtype}, not numbers")
+        bad = np.flatnonzero(~np.isfinite(rewards.astype(np.float64)))
+        if len(bad):
+            raise HDF5Error(f"{where}: rewards hold {len(bad)} non-finite values (NaN or inf), first at transition "
+                            f"{int(bad[0])}; a reward-free dataset must be flagged so (all rewards NaN)")
         episode["reward"] = np.concatenate([[0.0], rewards]).astype(np.float32)
     return episode, steps_done

@@ -13,8 +13,10 @@
 - `pixels`: mean and std of every image pixel, from exact integer sums.
 
 Only the committed steps of the episodes the dataset uses are read (a Replay's window, not its
-stores' whole history). Arrays are opened by path (`dask.array.from_zarr(path, component=...)`), so
-the task graph ships to distributed workers that see the same file system. `scheduler` is None or
+stores' whole history). Arrays are opened by path on the workers (`StoreArray`: the chunk files
+through `ChunkReader`, so checksums are verified and a missing or corrupt chunk is a `StoreError`
+naming the store, the array and the chunk, never zeros), so the task graph ships to distributed
+workers that see the same file system. `scheduler` is None or
 "threads" (local thread pool), "synchronous", "processes", or the address of a dask.distributed
 scheduler ("tcp://host:8786"); a `distributed.Client` also works.
 """
@@ -22,11 +24,44 @@ scheduler ("tcp://host:8786"); a `distributed.Client` also works.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .chunks import ChunkReader
 from .dataset import Dataset, open_dataset
+
+
+class StoreArray:
+    """One array of a store as a picklable, read-only array-like for `dask.array.from_array`.
+
+    Reads go through `ChunkReader` (verified); each process opens the array on first use.
+    """
+
+    def __init__(self, store_path: str | os.PathLike, key: str, length: int, step_shape: tuple[int, ...], dtype):
+        self.store_path, self.key = str(store_path), key
+        self.shape = (int(length), *step_shape)
+        self.dtype = np.dtype(dtype)
+        self.ndim = len(self.shape)
+        self._reader: ChunkReader | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_reader": None}
+
+    def __getitem__(self, index) -> np.ndarray:
+        index = index if isinstance(index, tuple) else (index,)
+        rows = index[0] if index else slice(None)
+        if not isinstance(rows, slice):
+            raise TypeError("StoreArray supports slices along time only")
+        start, stop, step = rows.indices(self.shape[0])
+        if self._reader is None:
+            import zarr
+
+            self._reader = ChunkReader(zarr.open_group(self.store_path, mode="r", zarr_format=3)[self.key],
+                                       Path(self.store_path))
+        values = self._reader.read_range(start, max(start, stop))[::step]
+        return values[(slice(None), *index[1:])]
 
 LOCAL_SCHEDULERS = ("threads", "synchronous", "sync", "processes")
 PERCENTILES = (5, 25, 75, 95)
@@ -47,8 +82,10 @@ def dataset_stats(
     for store_index, (lo, hi) in _runs(table):
         store = data.stores[store_index]
         for key in keys:
-            chunks = (block_steps, *store.arrays[key].shape[1:])
-            columns[key].append(da.from_zarr(str(store.path), component=key, chunks=chunks)[lo:hi])
+            array = store.arrays[key]
+            source = StoreArray(store.path, key, store.num_steps, tuple(array.shape[1:]), array.dtype)
+            columns[key].append(da.from_array(source, chunks=(block_steps, *array.shape[1:]), lock=False,
+                                              name=f"store-{key}-{abs(hash((str(store.path), store.num_steps)))}")[lo:hi])
     arrays = {key: da.concatenate(parts) for key, parts in columns.items()}
     image, action, first = arrays["image"], arrays["action"], arrays["is_first"]
     transition = ~first

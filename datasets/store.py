@@ -9,26 +9,40 @@ Schema (time-major, N committed steps over all episodes; see docs/architecture.m
     is_last      bool     (N,)   last step of an episode (terminal or truncated)
     is_terminal  bool     (N,)   the episode ended in a true terminal state (not a time limit)
 
-Commit protocol: `append_episode` writes every array first (zarr writes each chunk file
-atomically), then bumps `committed_steps` in the group attributes. Readers never look past that
+Commit protocol: `append_episode` writes every array first, then bumps `committed_steps` in the
+group attributes (the commit record, the group's `zarr.json`). Readers never look past that
 counter, so a writer killed mid-episode loses at most that episode, and reopening the writer
-trims the uncommitted tail.
+trims the uncommitted tail. Durability: every chunk file and the folders that name them are
+fsynced before the commit record is replaced, and the record is replaced last (datasets/durable.py),
+so a power loss never loses what was reported committed.
+
+Integrity: one writer per store, enforced by a lock file (datasets/store_lock.py); every chunk
+carries a crc32c checksum (zarr v3's codec); opening a store checks that every chunk file of the
+committed range exists, reads check the checksums, and resuming checks that the committed range
+ends on an episode boundary with counters that agree with the flags. Each problem is one
+`StoreError` naming the store, the array and the chunk. `datasets/verify.py` checks everything.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import uuid
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from .chunk_writer import ChunkAppender
+from .chunks import ChunkReader
+from .durable import fsync_all, replace_files
+from .store_error import StoreError
+from .store_lock import LOCK_NAME, StoreLock
 
 FORMAT_NAME = "dreamer-pipeline/experience"
 FORMAT_VERSION = 1
@@ -41,6 +55,7 @@ DEFAULT_ZSTD_LEVEL = 3
 # of disk for scalars alone at 64-step chunks, against about 40 B/step of random-policy images).
 # Readers load them in long contiguous runs anyway.
 SCALAR_CHUNK_STEPS = 8192
+MAX_CHUNK_STEPS = 1 << 16
 
 # name -> (dtype, per-step shape)
 SCHEMA: dict[str, tuple[np.dtype, tuple[int, ...]]] = {
@@ -54,13 +69,8 @@ SCHEMA: dict[str, tuple[np.dtype, tuple[int, ...]]] = {
 FLAG_KEYS = ("is_first", "is_last", "is_terminal")
 
 
-class StoreError(ValueError):
-    """A store that cannot be used: missing, foreign, of the wrong version or schema, or corrupt."""
-
-    def __init__(self, path: str | os.PathLike, problem: str):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"experience store {self.path}: {problem}")
+class EpisodeError(ValueError):
+    """An episode that does not fit the store's schema (`validate_episode`); nothing was written."""
 
 
 def array_keys(reward_free: bool) -> tuple[str, ...]:
@@ -78,6 +88,15 @@ class EpisodeIndex:
         return len(self.starts)
 
 
+def count_attribute(meta: Mapping[str, Any], key: str, path: str | os.PathLike) -> int:
+    """A counter of the commit record, strictly a non-negative integer (never coerced)."""
+    value = meta.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise StoreError(path, f"attribute {key} is {value!r}, not a count of steps or episodes: the commit "
+                               "record is damaged")
+    return value
+
+
 def episode_index_from_flags(is_first: np.ndarray, is_last: np.ndarray) -> EpisodeIndex:
     starts = np.flatnonzero(is_first).astype(np.int64)
     ends = np.flatnonzero(is_last).astype(np.int64) + 1
@@ -93,46 +112,56 @@ def validate_episode(episode: Mapping[str, np.ndarray], reward_free: bool) -> in
     keys = array_keys(reward_free)
     missing = [k for k in keys if k not in episode]
     if missing:
-        raise ValueError(f"episode is missing arrays {missing}")
+        raise EpisodeError(f"episode is missing arrays {missing}")
     length = len(episode["is_first"])
     if length < 1:
-        raise ValueError("episode is empty")
+        raise EpisodeError("episode is empty")
     for key in keys:
         dtype, shape = SCHEMA[key]
         value = np.asarray(episode[key])
         if value.shape != (length, *shape):
-            raise ValueError(f"episode array {key!r} has shape {value.shape}, expected {(length, *shape)}")
+            raise EpisodeError(f"episode array {key!r} has shape {value.shape}, expected {(length, *shape)}")
         if value.dtype != dtype:
-            raise ValueError(f"episode array {key!r} has dtype {value.dtype}, expected {dtype}")
+            raise EpisodeError(f"episode array {key!r} has dtype {value.dtype}, expected {dtype}")
     first, last = np.asarray(episode["is_first"]), np.asarray(episode["is_last"])
     if not first[0] or first[1:].any():
-        raise ValueError("is_first must be set on the first step only")
+        raise EpisodeError("is_first must be set on the first step only")
     if not last[-1] or last[:-1].any():
-        raise ValueError("is_last must be set on the last step only")
+        raise EpisodeError("is_last must be set on the last step only")
     if np.asarray(episode["is_terminal"])[:-1].any():
-        raise ValueError("is_terminal can only be set on the last step")
+        raise EpisodeError("is_terminal can only be set on the last step")
     if episode["action"][0] != 0 or (not reward_free and episode["reward"][0] != 0):
-        raise ValueError("the first step of an episode must hold action 0 and reward 0")
+        raise EpisodeError("the first step of an episode must hold action 0 and reward 0")
+    if np.asarray(episode["action"]).min() < 0:
+        raise EpisodeError("episode array 'action' holds negative action indices")
+    if not reward_free:
+        bad = np.flatnonzero(~np.isfinite(np.asarray(episode["reward"])))
+        if len(bad):
+            raise EpisodeError(f"episode array 'reward' holds {len(bad)} non-finite values (NaN or inf), "
+                               f"first at step {int(bad[0])} of the episode")
     return length
 
 
 class ExperienceStore:
     """Read access to one committed experience store. Opening validates the schema.
 
-    `ExperienceStore(path)` raises `StoreError` naming the store and the mismatch. Reads are
-    limited to the committed steps.
+    `ExperienceStore(path)` raises `StoreError` naming the store and the mismatch: the schema, the
+    counters, and that every chunk file of the committed range exists. Reads are limited to the
+    committed steps and check each chunk's checksum.
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         if not self.path.exists():
             raise StoreError(path, "does not exist")
+        if not (self.path / "zarr.json").is_file():
+            raise StoreError(path, "is not a zarr v3 group (no zarr.json)")
         try:
             group = zarr.open_group(str(self.path), mode="r", zarr_format=3)
-        except Exception as error:  # zarr raises several types for foreign directories
+            meta = dict(group.attrs).get(ATTRS_KEY)
+        except Exception as error:  # zarr raises several types for foreign or damaged metadata
             raise StoreError(path, f"is not a zarr v3 group ({type(error).__name__}: {error})") from None
         self.group = group
-        meta = dict(group.attrs).get(ATTRS_KEY)
         if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
             raise StoreError(path, f"is not a dreamer-pipeline experience store (no '{ATTRS_KEY}' attributes)")
         if meta.get("format_version") != FORMAT_VERSION:
@@ -140,17 +169,24 @@ class ExperienceStore:
                 path, f"has format version {meta.get('format_version')!r}; this code reads version {FORMAT_VERSION}"
             )
         self.attrs: dict[str, Any] = meta
+        if not isinstance(meta.get("reward_free", False), bool):
+            raise StoreError(path, f"attribute reward_free is {meta.get('reward_free')!r}, not true or false")
         self.reward_free = bool(meta.get("reward_free", False))
-        self.num_steps = int(meta.get("committed_steps", -1))
-        self.num_episodes = int(meta.get("committed_episodes", -1))
-        if self.num_steps < 0 or self.num_episodes < 0:
+        if "committed_steps" not in meta or "committed_episodes" not in meta:
             raise StoreError(path, "has no committed_steps/committed_episodes counters")
-        members = set(group.array_keys())
+        self.num_steps = count_attribute(meta, "committed_steps", path)
+        self.num_episodes = count_attribute(meta, "committed_episodes", path)
+        if (self.num_steps == 0) != (self.num_episodes == 0):
+            raise StoreError(path, f"is corrupt: {self.num_steps} committed steps in {self.num_episodes} episodes")
         self.arrays: dict[str, zarr.Array] = {}
         for key in array_keys(self.reward_free):
-            if key not in members:
+            # Members are looked up by name, not listed: a listing would warn about the lock file.
+            if not (self.path / key / "zarr.json").is_file():
                 raise StoreError(path, f"is missing the array {key!r}")
-            array = group[key]
+            try:
+                array = group[key]
+            except Exception as error:  # noqa: BLE001 - damaged array metadata
+                raise StoreError(path, f"array {key!r} cannot be opened ({type(error).__name__}: {error})") from None
             dtype, shape = SCHEMA[key]
             if array.dtype != dtype:
                 raise StoreError(path, f"array {key!r} has dtype {array.dtype}, expected {dtype}")
@@ -161,13 +197,24 @@ class ExperienceStore:
                     path, f"array {key!r} holds {array.shape[0]} steps but {self.num_steps} are committed"
                 )
             self.arrays[key] = array
-        if self.reward_free and "reward" in members:
+        if self.reward_free and (self.path / "reward" / "zarr.json").exists():
             raise StoreError(path, "is flagged reward-free but holds a 'reward' array")
+        self.readers = {key: ChunkReader(array, self.path) for key, array in self.arrays.items()}
+        for key, reader in self.readers.items():
+            missing = reader.missing_chunks(self.num_steps)
+            if missing:
+                more = f" ({len(missing)} of the committed range are missing)" if len(missing) > 1 else ""
+                raise reader.error(missing[0], f"is missing (no file {reader.chunk_path(missing[0])}){more}")
         self._episodes: EpisodeIndex | None = None
 
     @property
     def has_reward(self) -> bool:
         return not self.reward_free
+
+    @property
+    def checksummed(self) -> bool:
+        """Whether every array's chunks carry a crc32c checksum (stores written before it do not)."""
+        return all(reader.checksummed for reader in self.readers.values())
 
     def __len__(self) -> int:
         return self.num_steps
@@ -176,13 +223,14 @@ class ExperienceStore:
         return f"ExperienceStore({str(self.path)!r}, steps={self.num_steps}, episodes={self.num_episodes})"
 
     def read(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Committed steps [start, stop) of one array."""
+        """Committed steps [start, stop) of one array (checksums verified)."""
         if key == "reward" and self.reward_free:
             raise StoreError(self.path, "is reward-free: it stores no rewards")
         if key not in self.arrays:
             raise KeyError(f"{key!r} is not an array of {self.path}; arrays: {sorted(self.arrays)}")
         stop = self.num_steps if stop is None else min(stop, self.num_steps)
-        return self.arrays[key][start:stop]
+        start = min(max(0, int(start)), max(stop, 0))
+        return self.readers[key].read_range(start, stop)
 
     def episodes(self) -> EpisodeIndex:
         """Start and length of every committed episode (computed once from the flags)."""
@@ -190,6 +238,8 @@ class ExperienceStore:
             try:
                 index = episode_index_from_flags(self.read("is_first"), self.read("is_last"))
             except ValueError as error:
+                if isinstance(error, StoreError):
+                    raise
                 raise StoreError(self.path, f"is corrupt: {error}") from None
             if len(index) != self.num_episodes:
                 raise StoreError(
@@ -205,17 +255,24 @@ class StoreWriter:
     `attrs` are the provenance attributes (game, ale-py version, environment settings, action set,
     policy, seed, ...). On resume they must agree with the store's on every key given, except
     volatile ones listed in `RESUME_MAY_DIFFER`, so that a rerun never mixes two configurations.
+
+    The writer holds the store's lock (datasets/store_lock.py) until `close()` (or the end of a
+    `with` block, or garbage collection); a second writer gets a `StoreLockedError`.
     """
 
     RESUME_MAY_DIFFER = frozenset({"created", "writer_id", "committed_steps", "committed_episodes", "resumed"})
 
-    def __init__(self, path: Path, group: zarr.Group, meta: dict[str, Any]):
+    def __init__(self, path: Path, group: zarr.Group, meta: dict[str, Any], *, fsync: bool = True):
         self.path = path
         self.group = group
         self.meta = meta
+        self.fsync = fsync
         self.reward_free = bool(meta["reward_free"])
         self.arrays = {key: group[key] for key in array_keys(self.reward_free)}
         self._appenders: dict[str, ChunkAppender | None] | None = None  # built on the first append
+        self._group_json = json.loads((path / "zarr.json").read_text())
+        self._lock: StoreLock | None = None
+        self._release = None
 
     @classmethod
     def open(
@@ -226,13 +283,44 @@ class StoreWriter:
         reward_free: bool = False,
         chunk_steps: int = DEFAULT_CHUNK_STEPS,
         zstd_level: int = DEFAULT_ZSTD_LEVEL,
+        checksum: bool = True,
+        fsync: bool = True,
+        break_lock: bool = False,
     ) -> "StoreWriter":
+        """Take the store's writer lock, then create the store or resume it.
+
+        `checksum` adds zarr's crc32c codec to a new store's arrays; `fsync=False` skips the
+        durability syncs (only for scratch data: a power loss may then lose committed episodes);
+        `break_lock` takes the lock of a writer on another host (see store_lock.py).
+        """
         path = Path(path)
-        if path.exists():
-            return cls._resume(path, attrs, reward_free)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        group = zarr.open_group(str(path), mode="w-", zarr_format=3)
+        if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, (int, np.integer)) \
+                or not 1 <= int(chunk_steps) <= MAX_CHUNK_STEPS:
+            raise StoreError(path, f"chunk_steps must be an integer from 1 to {MAX_CHUNK_STEPS}, got {chunk_steps!r}")
+        if path.exists() and not path.is_dir():
+            raise StoreError(path, "exists and is not a directory")
+        lock = StoreLock(path, break_lock=break_lock).acquire()
+        try:
+            if (path / "zarr.json").exists():
+                writer = cls._resume(path, attrs, reward_free, fsync)
+            else:
+                writer = cls._create(path, attrs, reward_free, int(chunk_steps), zstd_level, checksum, fsync)
+        except BaseException:
+            lock.release()
+            raise
+        writer._lock = lock
+        writer._release = weakref.finalize(writer, lock.release)  # also at exit, if never closed
+        return writer
+
+    @classmethod
+    def _create(cls, path: Path, attrs: Mapping[str, Any], reward_free: bool, chunk_steps: int, zstd_level: int,
+                checksum: bool, fsync: bool) -> "StoreWriter":
+        others = sorted(p.name for p in path.iterdir() if p.name != LOCK_NAME)
+        if others:
+            raise StoreError(path, f"exists and is not an experience store (it holds {others[:5]}); choose a new path")
+        group = zarr.open_group(str(path), mode="a", zarr_format=3)  # "a": the folder holds our lock file
         scalar_chunk_steps = max(int(chunk_steps), SCALAR_CHUNK_STEPS)
+        codecs = [ZstdCodec(level=zstd_level)] + ([Crc32cCodec()] if checksum else [])
         for key in array_keys(reward_free):
             dtype, shape = SCHEMA[key]
             group.create_array(
@@ -240,7 +328,7 @@ class StoreWriter:
                 shape=(0, *shape),
                 chunks=(chunk_steps if shape else scalar_chunk_steps, *shape),
                 dtype=dtype,
-                compressors=[ZstdCodec(level=zstd_level)],
+                compressors=codecs,
                 fill_value=0,
             )
         meta = {
@@ -255,28 +343,36 @@ class StoreWriter:
             "committed_steps": 0,
             "committed_episodes": 0,
         }
-        group.attrs[ATTRS_KEY] = meta
-        return cls(path, group, meta)
+        writer = cls(path, group, meta, fsync=fsync)
+        if fsync:  # the new folders and metadata files, before the first commit record names them
+            keys = array_keys(reward_free)
+            fsync_all([path / key / "zarr.json" for key in keys] + [path / key for key in keys] + [path.parent])
+        writer._write_record(meta)
+        return writer
 
     @classmethod
-    def _resume(cls, path: Path, attrs: Mapping[str, Any], reward_free: bool) -> "StoreWriter":
-        reader = ExperienceStore(path)  # validates the schema
+    def _resume(cls, path: Path, attrs: Mapping[str, Any], reward_free: bool, fsync: bool) -> "StoreWriter":
+        reader = ExperienceStore(path)  # validates the schema, the counters, the chunk files
         meta = dict(reader.attrs)
         if meta["reward_free"] != bool(reward_free):
             raise StoreError(path, f"exists with reward_free={meta['reward_free']}, asked to resume with {reward_free}")
         problem = provenance_mismatch(meta, attrs, cls.RESUME_MAY_DIFFER)
         if problem:
             raise StoreError(path, f"{problem}. Use a new store path or the original settings.")
+        try:  # the committed range must end on an episode boundary, with counters that match the flags
+            reader.episodes()
+        except StoreError as error:
+            raise StoreError(path, f"cannot be resumed, nothing was written: {error.problem}. The commit record "
+                                   "disagrees with the data; check it with `dreamer-pipeline verify`") from None
         group = zarr.open_group(str(path), mode="r+", zarr_format=3)
-        writer = cls(path, group, meta)
+        writer = cls(path, group, meta, fsync=fsync)
         committed = meta["committed_steps"]
         for array in writer.arrays.values():  # drop the tail of an episode that was never committed
             if array.shape[0] != committed:
                 array.resize((committed, *array.shape[1:]))
-        for leftover in path.rglob("*.partial"):  # zarr's temporary files of a write that was killed
+        for leftover in path.rglob("*.partial"):  # temporary files of a write that was killed
             leftover.unlink(missing_ok=True)
-        meta["resumed"] = int(meta.get("resumed", 0)) + 1
-        group.attrs[ATTRS_KEY] = meta
+        writer._write_record({**meta, "resumed": int(meta.get("resumed", 0)) + 1})
         return writer
 
     @property
@@ -287,6 +383,21 @@ class StoreWriter:
     def committed_episodes(self) -> int:
         return int(self.meta["committed_episodes"])
 
+    @property
+    def closed(self) -> bool:
+        return self._lock is not None and not self._lock.held
+
+    def close(self) -> None:
+        """Release the store's writer lock; the writer cannot write afterwards."""
+        if self._release is not None:
+            self._release()
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     def append_episode(self, episode: Mapping[str, np.ndarray]) -> None:
         """Write one whole episode, then commit it by bumping the counters."""
         self.append_episodes([episode])
@@ -295,42 +406,75 @@ class StoreWriter:
         """Write whole episodes, then commit them together with one bump of the counters.
 
         Committing several episodes at once amortises the commit's file replacements (each chunk
-        holding the end of the data, each array's metadata and the group's attributes), which cost
-        far more than the data on a journaling file system (see pipelines/collector.py).
+        holding the end of the data, each array's metadata and the group's attributes, each
+        fsynced), which cost far more than the data on a journaling file system (see
+        pipelines/collector.py).
         """
+        self._check_open()
         lengths = [validate_episode(episode, self.reward_free) for episode in episodes]  # all, before any write
         if not lengths:
             return
+        self._check_actions(episodes)
         start = self.committed_steps
         try:
             if self._appenders is None:  # direct chunk-file writes where possible (see chunk_writer.py)
-                self._appenders = {key: ChunkAppender.for_array(array, start) for key, array in self.arrays.items()}
+                self._appenders = {key: ChunkAppender.for_array(array, start, self.path)
+                                   for key, array in self.arrays.items()}
+            files: list[tuple[Path, bytes]] = []
+            directories: list[Path] = []
             for key, array in self.arrays.items():
                 appender = self._appenders[key]
                 values = np.concatenate([np.asarray(episode[key]) for episode in episodes]) if len(episodes) > 1 \
                     else np.asarray(episodes[0][key])
                 if appender is not None:
                     appender.append(values)
+                    appender.publish()
+                    staged, created = appender.take_staged()
+                    files += staged
+                    directories += created
                 else:
                     array.resize((start + len(values), *array.shape[1:]))
                     array[start : start + len(values)] = values
-            for appender in self._appenders.values():  # lengths become visible after every chunk is written
-                if appender is not None:
-                    appender.publish()
+            committed = {**self.meta, "committed_steps": start + sum(lengths),
+                         "committed_episodes": self.committed_episodes + len(lengths)}
+            self._write_record(committed, files, directories)  # chunks, metadata, then the commit point
         except BaseException:
+            for appender in (self._appenders or {}).values():
+                if appender is not None:
+                    appender.discard_staged()
             self._appenders = None  # start over from the committed counter on the next call
             raise
-        self.meta["committed_steps"] = start + sum(lengths)
-        self.meta["committed_episodes"] = self.committed_episodes + len(lengths)
-        self.group.attrs[ATTRS_KEY] = self.meta  # the commit point
 
     def update_attrs(self, **values: Any) -> None:
         """Record extra provenance (never the counters)."""
+        self._check_open()
         for key in ("committed_steps", "committed_episodes", "format", "format_version"):
             if key in values:
                 raise ValueError(f"{key} is managed by the writer")
-        self.meta.update(values)
-        self.group.attrs[ATTRS_KEY] = self.meta
+        self._write_record({**self.meta, **values})
+
+    def _write_record(self, meta: dict[str, Any], files: Sequence[tuple[Path, bytes]] = (),
+                      directories: Sequence[Path] = ()) -> None:
+        """Replace `files`, then the group's attributes (the commit record) last; durable when fsync."""
+        group_json = dict(self._group_json)
+        group_json["attributes"] = {**group_json.get("attributes", {}), ATTRS_KEY: _jsonable(meta)}
+        record = json.dumps(group_json, indent=2).encode()
+        replace_files(files, (self.path / "zarr.json", record), fsync=self.fsync, changed_directories=directories)
+        self._group_json = group_json
+        self.meta = meta
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StoreError(self.path, "this writer was closed (its lock released); open a new StoreWriter")
+
+    def _check_actions(self, episodes: Sequence[Mapping[str, np.ndarray]]) -> None:
+        ids = (self.meta.get("action_set") or {}).get("ids") if isinstance(self.meta.get("action_set"), dict) else None
+        if not ids:
+            return
+        largest = max(int(np.asarray(episode["action"]).max()) for episode in episodes)
+        if largest >= len(ids):
+            raise EpisodeError(f"episode array 'action' holds action index {largest}, but the store's action set "
+                               f"has {len(ids)} actions")
 
 
 def provenance_mismatch(meta: Mapping[str, Any], attrs: Mapping[str, Any], ignore=StoreWriter.RESUME_MAY_DIFFER) -> str | None:

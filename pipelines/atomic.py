@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import yaml
 
+from dreamer_pipeline.datasets.durable import fsync_path
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -26,7 +28,8 @@ _UMASK = _current_umask()
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp_path)`, fsync it, then rename it to `path` (same directory, same filesystem)."""
+    """Call `write(tmp_path)`, fsync it, rename it to `path` (same directory, same filesystem), and
+    fsync the directory, so the new name survives a power loss too."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -41,6 +44,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    fsync_path(path.parent)
     return path
 
 

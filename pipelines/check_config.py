@@ -2,15 +2,16 @@
 
 `validate_config(cfg, layout)` is the single validation the Snakefile also runs at parse time, so a
 bad configuration fails before any job starts. It checks, in order: the schema (unknown keys,
-wrong types: done by `load_config`), the games (each must be an ALE game), the agent preset and
-its overrides, the environment overrides, and every dataset the configuration names (each must be
-an experience store, a directory of stores or a manifest, unless the pipeline builds it itself).
+wrong types, sizes beyond `limits.py`: done by `load_config`), the games (each must be an ALE game),
+the agent preset and its overrides, the environment overrides, the machine (the device exists and
+a training stage's estimated memory fits: `machine.py`), and every dataset the configuration names
+(each must be an experience store, a directory of stores or a manifest, unless the pipeline builds
+it itself).
 Each problem is one `ConfigError` naming the key and what is wrong.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -19,6 +20,7 @@ from dreamer_pipeline.models.config_schema import ConfigError, override
 
 from .config import PipelineConfig, dump_config, load_config
 from .dataset_refs import resolve_dataset
+from .machine import check_device_name, check_machine, skip_requested
 from .run_layout import RunLayout
 
 
@@ -34,14 +36,14 @@ def check_game(game: str) -> None:
         raise ConfigError(f"games: write {game!r} as {canonical!r} (snake_case, as in the run layout)")
 
 
-def _check_agent(cfg: PipelineConfig) -> None:
+def _check_agent(cfg: PipelineConfig):
     from dreamer_pipeline.models.config import preset
 
     try:
         base = preset(cfg.agent.preset)
     except (KeyError, ValueError) as error:
         raise ConfigError(f"agent.preset: {error}") from None
-    override(base, cfg.agent.overrides, "agent.overrides")
+    return override(base, cfg.agent.overrides, "agent.overrides")
 
 
 def _check_env(cfg: PipelineConfig) -> None:
@@ -66,9 +68,13 @@ def validate_config(cfg: PipelineConfig, layout: RunLayout | None = None) -> Pip
     layout = layout or RunLayout.from_config(cfg)
     for game in cfg.games:
         check_game(game)
-    _check_agent(cfg)
+    agent_config = _check_agent(cfg)
     _check_env(cfg)
     _check_trackers(cfg)
+    if skip_requested():  # a submit host unlike the nodes: the stages check when they start
+        check_device_name(cfg.train.device)
+    else:
+        check_machine(cfg, agent_config)
     sections = [("datasets", cfg.datasets)]
     if cfg.pretrain is not None:
         sections.append(("pretrain.datasets", cfg.pretrain.datasets))
@@ -93,7 +99,7 @@ def load_and_validate(path: str | Path) -> PipelineConfig:
 def check_config_command(config_file: Path, show: bool) -> None:
     """Validate a pipeline configuration file before anything runs.
 
-    Exits 1 with one message naming the first problem in CONFIG_FILE (a YAML of pipeline settings).
+    Exits 2 with one message naming the first problem in CONFIG_FILE (a YAML of pipeline settings).
 
     Checks unknown keys, wrong types, games ale-py does not know, the agent preset and its
     overrides, environment settings, and that every named dataset is an experience store (or
@@ -101,11 +107,7 @@ def check_config_command(config_file: Path, show: bool) -> None:
 
     Example: dreamer-pipeline check-config config/debug.yaml --show
     """
-    try:
-        cfg = load_and_validate(config_file)
-    except ConfigError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(1)
+    cfg = load_and_validate(config_file)  # a ConfigError is one line and exit code 2 (pipelines/cli.py)
     if show:
         click.echo(dump_config(cfg), nl=False)
     click.echo(f"{config_file}: ok ({len(cfg.games)} game(s), {len(cfg.seeds)} seed(s), variant {cfg.variant!r})", err=True)

@@ -3,13 +3,25 @@
 Subcommands are loaded lazily, so `dreamer-pipeline --help` and a stage that needs no torch stay
 fast. Each stage module exposes one click command; register it in `SUBCOMMANDS` as
 "module:attribute" relative to this package.
+
+Errors are mapped here, in one place, for every command: an error the project raises on purpose
+(any exception class defined in `dreamer_pipeline`: StoreError, DatasetError, HDF5Error,
+ConfigError, CheckpointError, ...) and an `OSError` on a path (permission denied, read-only file
+system, disk full) become one line on stderr, `error: ...`, and exit code 2, as do click's own
+usage errors. Anything else is a bug and keeps its traceback; `dreamer-pipeline --debug COMMAND`
+shows the traceback of every error.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import warnings
 
 import click
+
+EXIT_ERROR = 2
+PACKAGE = "dreamer_pipeline"
 
 SUBCOMMANDS: dict[str, str] = {
     # issue: experience data
@@ -20,6 +32,7 @@ SUBCOMMANDS: dict[str, str] = {
     "import-hdf5": "hdf5_commands:import_command",
     "import-dqn-replay": "dqn_replay_command:import_dqn_replay_command",
     "import-minari-atari": "minari_atari_command:import_minari_atari_command",
+    "verify": "verify:verify_command",
     # issue: pipeline
     "prefill": "prefill:prefill_command",
     "train-world-model": "train_world_model:train_world_model_command",
@@ -52,6 +65,19 @@ class LazyGroup(click.Group):
             return None  # not built yet; hidden from the command list
         return getattr(module, attribute)
 
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as error:
+            error.exit_code = EXIT_ERROR  # click's default for ClickException is 1; one code for every error
+            raise
+        except Exception as error:  # noqa: BLE001 - mapped or re-raised below
+            message = expected_error_message(error)
+            if message is None or (ctx.obj or {}).get("debug"):
+                raise
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(EXIT_ERROR)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
         for name in self.list_commands(ctx):
@@ -63,16 +89,44 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
+def expected_error_message(error: BaseException) -> str | None:
+    """The one-line message of an error the user can fix, or None for a bug (keep the traceback)."""
+    if type(error).__module__.split(".")[0] == PACKAGE:
+        text = str(error)
+    elif isinstance(error, OSError) and error.filename is not None:
+        text = f"{error.strerror or type(error).__name__}: {error.filename}"
+        if error.filename2 is not None:
+            text += f" -> {error.filename2}"
+    else:
+        return None
+    return " ".join(text.split()) or type(error).__name__
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    if category.__module__.split(".")[0] == PACKAGE:
+        return f"warning: {message}\n"
+    return _default_format_warning(message, category, filename, lineno, line)
+
+
+_default_format_warning = warnings.formatwarning
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dreamer-pipeline")
-def main() -> None:
+@click.option("--debug", is_flag=True, default=False, help="Show the traceback of every error (for bug reports).")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """DreamerV2 on Atari as a dataset-centric pipeline.
 
     Collect experience into zarr stores, train the world model and the actor-critic from them,
     evaluate, and report scores. `snakemake --cores 8 train_all` chains every stage; each stage is
     also a subcommand here. Run `dreamer-pipeline COMMAND --help` for one command's options.
+
+    Errors print one line, `error: ...`, and exit with code 2; --debug shows their tracebacks.
     """
+    ctx.ensure_object(dict)["debug"] = debug
+    warnings.formatwarning = _format_warning  # the project's warnings in one line, like its errors
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

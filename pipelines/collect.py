@@ -14,6 +14,8 @@ from typing import Any, Mapping
 
 import click
 
+from .limits import MAX_ENVS, MAX_STEPS, MAX_THREADS
+
 SIGNAL_EXIT_CODES = {"SIGINT": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGTERM}
 
 
@@ -74,12 +76,12 @@ def load_policy(spec: str, mode: str, device: str):
               "james_bond, ...) or any ROM ale-py ships.")
 @click.option("--store", "store", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="The zarr store to create, or to resume if it exists (e.g. results/datasets/pong/random.zarr).")
-@click.option("--steps", required=True, type=click.IntRange(min=1),
+@click.option("--steps", required=True, type=click.IntRange(min=1, max=MAX_STEPS),
               help="Target number of committed agent steps in the store, counting steps already there "
               "(one agent step = 4 frames).")
-@click.option("--envs", default=1, show_default=True, type=click.IntRange(min=1),
+@click.option("--envs", default=1, show_default=True, type=click.IntRange(min=1, max=MAX_ENVS),
               help="Environments stepped together (ale-py's C++ vector env).")
-@click.option("--threads", default=None, type=click.IntRange(min=1),
+@click.option("--threads", default=None, type=click.IntRange(min=1, max=MAX_THREADS),
               help="Emulator threads [default: min(envs, CPU cores)].")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="Seed of the environments and the random policy. Collectors that run in parallel need "
@@ -113,10 +115,13 @@ def load_policy(spec: str, mode: str, device: str):
 @click.option("--marker", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write this dataset manifest (listing the store) once the store is complete "
               "(used by the Snakemake rules).")
+@click.option("--break-lock", is_flag=True, default=False,
+              help="Take over the store's writer lock held by a writer on another host (make sure it is dead). "
+              "A dead writer on this host is taken over without it.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def collect_command(game, store, steps, envs, threads, seed, policy_spec, policy_mode, follow, follow_shard, device,
                     config_path, sticky, full_action_space, max_episode_steps, noop_max, chunk_steps, commit_steps,
-                    marker, progress):
+                    marker, break_lock, progress):
     """Play GAME with a policy and store whole episodes in a zarr experience store.
 
     Runs until the store holds at least --steps committed agent steps. Only whole episodes are
@@ -135,37 +140,38 @@ def collect_command(game, store, steps, envs, threads, seed, policy_spec, policy
       dreamer-pipeline collect --game breakout --store /tmp/agent.zarr --steps 10000 \\
           --policy results/runs/breakout/default/seed0/iter0001/actor_critic.pt --seed 7
     """
-    from dreamer_pipeline.datasets.store import DEFAULT_CHUNK_STEPS, StoreError
+    from dreamer_pipeline.datasets.store import DEFAULT_CHUNK_STEPS
     from dreamer_pipeline.models.config_schema import ConfigError
 
-    from .atari import EnvConfig, UnknownGameError
-    from .collector import DEFAULT_COMMIT_STEPS, CollectError, collect
-    from .online_link import OnlineLinkError
+    from .atari import EnvConfig
+    from .collector import DEFAULT_COMMIT_STEPS, collect
 
+    # Errors (a bad store, configuration, game or policy; another writer) are mapped to one line by
+    # the command group (pipelines/cli.py).
+    env_config = env_config_from_file(config_path) if config_path else EnvConfig()
+    changes: dict[str, Any] = {
+        "sticky_action_probability": sticky,
+        "full_action_space": full_action_space,
+        "max_episode_steps": max_episode_steps,
+        "noop_max": noop_max,
+    }
     try:
-        env_config = env_config_from_file(config_path) if config_path else EnvConfig()
-        changes: dict[str, Any] = {
-            "sticky_action_probability": sticky,
-            "full_action_space": full_action_space,
-            "max_episode_steps": max_episode_steps,
-            "noop_max": noop_max,
-        }
         env_config = dataclasses.replace(env_config, **{k: v for k, v in changes.items() if v is not None})
-        if follow is not None:
-            from .online_policy import following_policy
+    except ValueError as error:
+        raise ConfigError(f"environment settings: {error}") from None
+    if follow is not None:
+        from .online_policy import following_policy
 
-            if policy_spec != "random":
-                raise click.UsageError("give --policy or --follow, not both")
-            policy = following_policy(_link(follow), follow_shard, store, mode=policy_mode, device=device)
-        else:
-            policy = load_policy(policy_spec, policy_mode, device)
-        result = collect(
-            store, game, steps, num_envs=envs, seed=seed, env_config=env_config, policy=policy,
-            chunk_steps=chunk_steps or DEFAULT_CHUNK_STEPS, num_threads=threads, progress=progress,
-            commit_steps=commit_steps or DEFAULT_COMMIT_STEPS,
-        )
-    except (StoreError, ConfigError, UnknownGameError, CollectError, OnlineLinkError, ValueError) as error:
-        raise click.ClickException(str(error)) from None
+        if policy_spec != "random":
+            raise click.UsageError("give --policy or --follow, not both")
+        policy = following_policy(_link(follow), follow_shard, store, mode=policy_mode, device=device)
+    else:
+        policy = load_policy(policy_spec, policy_mode, device)
+    result = collect(
+        store, game, steps, num_envs=envs, seed=seed, env_config=env_config, policy=policy,
+        chunk_steps=chunk_steps or DEFAULT_CHUNK_STEPS, num_threads=threads, progress=progress,
+        commit_steps=commit_steps or DEFAULT_COMMIT_STEPS, break_lock=break_lock,
+    )
 
     if result.stopped_by:
         click.echo(

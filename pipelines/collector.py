@@ -204,6 +204,9 @@ def collect(
     commit_seconds: float = DEFAULT_COMMIT_SECONDS,
     progress: bool = True,
     handle_signals: bool = True,
+    break_lock: bool = False,
+    checksum: bool = True,
+    fsync: bool = True,
 ) -> CollectResult:
     """Fill the store at `path` with whole episodes until it holds >= `target_steps` agent steps.
 
@@ -218,6 +221,11 @@ def collect(
     for games whose random-policy episodes are very short, `commit_steps` > 1 batches finished
     episodes (committed once that many steps wait, after `commit_seconds`, and always at the end),
     at the price of losing up to that many finished steps to a SIGKILL.
+
+    The collector holds the store's writer lock while it runs: a second writer on the same store
+    gets a `StoreLockedError` naming this one. `break_lock` takes over the lock of a writer on
+    another host (datasets/store_lock.py). `checksum` and `fsync` are `StoreWriter.open`'s (turn
+    them off only for scratch data, e.g. to measure what they cost: benchmarks/bench_collect.py).
     """
     if target_steps < 1:
         raise CollectError(f"target_steps must be at least 1, got {target_steps}")
@@ -240,36 +248,46 @@ def collect(
         if done_already is not None:
             return CollectResult(path, target_steps, done_already.num_steps, done_already.num_episodes)
 
-        writer = StoreWriter.open(path, attrs, chunk_steps=chunk_steps, zstd_level=zstd_level)
-        resume_index = int(writer.meta.get("resumed", 0))
-        env_seeds, policy_seed = run_seeds(seed, resume_index, num_envs)
-        if policy is None:
-            policy = RandomPolicy(env.num_actions, policy_seed)
-        elif callable(getattr(policy, "seed", None)):
-            policy.seed(int(policy_seed.generate_state(1)[0]))  # optional hook, e.g. torch sampling
-        result = CollectResult(path, target_steps, writer.committed_steps, writer.committed_episodes)
-        run_record = {
-            "started": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-            "resume_index": resume_index,
-            "num_envs": num_envs,
-            "target_steps": int(target_steps),
-            "steps_before": writer.committed_steps,
-            "commit_steps": int(commit_steps),
-            "versions": _versions(),
-        }
-        runs = list(writer.meta.get("runs", []))
-        writer.update_attrs(runs=runs + [run_record])
-        if writer.committed_steps < target_steps:
-            with _StopOnSignals(handle_signals) as stop:
-                _run(env, policy, writer, env_seeds, result, stop, progress, commit_steps, commit_seconds)
-                result.stopped_by = stop.received
-        result.seconds = time.perf_counter() - start_time
-        run_record.update(
-            finished=_dt.datetime.now(_dt.timezone.utc).isoformat(),
-            steps_after=writer.committed_steps,
-            stopped_by=result.stopped_by,
-        )
-        writer.update_attrs(runs=runs + [run_record])
+        with StoreWriter.open(path, attrs, chunk_steps=chunk_steps, zstd_level=zstd_level, break_lock=break_lock,
+                              checksum=checksum, fsync=fsync) as writer:
+            result = _collect_into(writer, env, policy, seed, num_envs, target_steps, commit_steps, commit_seconds,
+                                   progress, handle_signals)
+    result.seconds = time.perf_counter() - start_time
+    return result
+
+
+def _collect_into(writer: StoreWriter, env: VectorAtari, policy: Policy | None, seed: int, num_envs: int,
+                  target_steps: int, commit_steps: int, commit_seconds: float, progress: bool,
+                  handle_signals: bool) -> CollectResult:
+    """`collect` once the writer holds the store: seeds, the run record, the loop."""
+    resume_index = int(writer.meta.get("resumed", 0))
+    env_seeds, policy_seed = run_seeds(seed, resume_index, num_envs)
+    if policy is None:
+        policy = RandomPolicy(env.num_actions, policy_seed)
+    elif callable(getattr(policy, "seed", None)):
+        policy.seed(int(policy_seed.generate_state(1)[0]))  # optional hook, e.g. torch sampling
+    result = CollectResult(writer.path, target_steps, writer.committed_steps, writer.committed_episodes)
+    run_record = {
+        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        "resume_index": resume_index,
+        "num_envs": num_envs,
+        "target_steps": int(target_steps),
+        "steps_before": writer.committed_steps,
+        "commit_steps": int(commit_steps),
+        "versions": _versions(),
+    }
+    runs = list(writer.meta.get("runs", []))
+    writer.update_attrs(runs=runs + [run_record])
+    if writer.committed_steps < target_steps:
+        with _StopOnSignals(handle_signals) as stop:
+            _run(env, policy, writer, env_seeds, result, stop, progress, commit_steps, commit_seconds)
+            result.stopped_by = stop.received
+    run_record.update(
+        finished=_dt.datetime.now(_dt.timezone.utc).isoformat(),
+        steps_after=writer.committed_steps,
+        stopped_by=result.stopped_by,
+    )
+    writer.update_attrs(runs=runs + [run_record])
     return result
 
 
@@ -298,8 +316,8 @@ def _versions() -> dict[str, str]:
 
 def _already_complete(path: Path, attrs: dict[str, Any], target_steps: int) -> ExperienceStore | None:
     """The store, if it exists with these attributes and already reaches the target (nothing to do)."""
-    if not path.exists():
-        return None
+    if not (path / "zarr.json").exists():
+        return None  # nothing there yet (or only the lock file of a writer killed while creating it)
     store = ExperienceStore(path)
     problem = provenance_mismatch(store.attrs, attrs)
     if problem:

@@ -22,6 +22,8 @@ import yaml
 
 from dreamer_pipeline.models.config_schema import ConfigError, from_mapping, to_dict
 
+from .limits import check_limits
+
 __all__ = [
     "AgentSection", "CollectConfig", "ConfigError", "EvaluateConfig", "LoggingConfig", "LoopConfig", "PathsConfig",
     "PipelineConfig", "PrefillConfig", "PretrainConfig", "TrainConfig", "load_config", "config_from_mapping", "to_dict",
@@ -190,6 +192,11 @@ class PathsConfig:
     def validate(self) -> None:
         if not self.results:
             raise ValueError("paths.results must not be empty")
+        for key in ("results", "datasets", "pretrained"):
+            value = getattr(self, key)
+            bad = sorted({c for c in value if c in "{}\n\r\0"})
+            if bad:  # Snakemake reads braces in a path as wildcards; the rest cannot be file names
+                raise ValueError(f"paths.{key} must not contain {', '.join(repr(c) for c in bad)}, got {value!r}")
 
 
 @dataclass
@@ -250,6 +257,7 @@ class PipelineConfig:
                              "critic on every batch)")
         if self.loop.online and self.offline:
             raise ValueError("loop.online and offline exclude each other: offline training collects nothing")
+        check_limits(self)  # upper bounds on every size and count (pipelines/limits.py)
 
     # ---- derived paths (the full run layout is pipelines.run_layout) ----
     @property

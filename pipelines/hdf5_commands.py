@@ -32,16 +32,13 @@ def export_command(datasets, out_dir, dataset_id, compression, author, author_em
 
     Example: dreamer-pipeline export-hdf5 results/datasets/pong/random50k.zarr exports/pong-random
     """
-    from dreamer_pipeline.datasets.dataset import DatasetError, open_dataset
-    from dreamer_pipeline.datasets.hdf5 import HDF5Error, export_minari
+    from dreamer_pipeline.datasets.dataset import open_dataset
+    from dreamer_pipeline.datasets.hdf5 import export_minari
 
-    try:
-        data_dir = export_minari(open_dataset(*datasets), out_dir, dataset_id=dataset_id,
-                                 compression=compression, author=list(author) or [_user()],
-                                 author_email=list(author_email) or None,
-                                 code_permalink=code_permalink or default_permalink(), progress=progress)
-    except (DatasetError, HDF5Error) as error:
-        raise click.ClickException(str(error)) from None
+    data_dir = export_minari(open_dataset(*datasets), out_dir, dataset_id=dataset_id,
+                             compression=compression, author=list(author) or [_user()],
+                             author_email=list(author_email) or None,
+                             code_permalink=code_permalink or default_permalink(), progress=progress)
     click.echo(f"wrote {data_dir / 'main_data.hdf5'} and {data_dir / 'metadata.json'}")
 
 
@@ -98,16 +95,11 @@ def import_command(source, store, progress) -> None:
 
     Example: dreamer-pipeline import-hdf5 exports/pong-random results/datasets/pong/imported.zarr
     """
-    from dreamer_pipeline.datasets.hdf5 import HDF5Error, import_minari
-    from dreamer_pipeline.datasets.minari_spec import MinariSpecError
-    from dreamer_pipeline.datasets.store import StoreError
+    from dreamer_pipeline.datasets.hdf5 import import_minari
 
-    from .minari_env import ForeignDatasetError, foreign_ale_attrs
+    from .minari_env import foreign_ale_attrs
 
-    try:
-        extra = foreign_ale_attrs(source)  # a foreign ALE dataset: the game's real action set, from env_spec
-        stores = import_minari(source, store, progress=progress, **extra)
-    except (HDF5Error, StoreError, MinariSpecError, ForeignDatasetError) as error:
-        raise click.ClickException(str(error)) from None
+    extra = foreign_ale_attrs(source)  # a foreign ALE dataset: the game's real action set, from env_spec
+    stores = import_minari(source, store, progress=progress, **extra)
     for path in stores:
         click.echo(f"wrote {path}")

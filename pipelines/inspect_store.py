@@ -26,9 +26,16 @@ def _codecs(array) -> list[str]:
 
 
 def describe_store(path: str | Path) -> dict[str, Any]:
-    """A JSON-ready description: schema, provenance and counts. Raises StoreError for bad stores."""
-    from dreamer_pipeline.datasets.store import ExperienceStore
+    """A JSON-ready description: schema, provenance, counts and integrity. Raises StoreError for
+    bad stores, including one that fails verification (datasets/verify.py), naming the problem."""
+    from dreamer_pipeline.datasets.store import ExperienceStore, StoreError
+    from dreamer_pipeline.datasets.verify import verify_store
 
+    report = verify_store(path)
+    if not report.ok:
+        more = len(report.problems) - 1 + report.more_problems
+        raise StoreError(path, f"fails verification: {report.problems[0]}"
+                               + (f" (and {more} more problems; see `dreamer-pipeline verify`)" if more else ""))
     store = ExperienceStore(path)
     root = Path(path)
     arrays = {}
@@ -73,8 +80,9 @@ def describe_store(path: str | Path) -> dict[str, Any]:
             )
     counts["bytes_per_step"] = round(counts["bytes_on_disk"] / store.num_steps, 1) if store.num_steps else None
     provenance = {k: v for k, v in store.attrs.items() if k not in COUNTER_KEYS}
+    integrity = {"ok": True, "chunks_read": report.chunks, "checksummed": report.checksummed}
     return {"path": str(root), "reward_free": store.reward_free, "counts": counts, "arrays": arrays,
-            "provenance": provenance}
+            "integrity": integrity, "provenance": provenance}
 
 
 def _human_bytes(n: int) -> str:
@@ -99,6 +107,10 @@ def format_description(info: dict[str, Any]) -> str:
                      f"min {counts['return_min']:g}, max {counts['return_max']:g})")
     elif info["reward_free"]:
         lines.append("  reward-free: the store holds no rewards")
+    integrity = info["integrity"]
+    lines.append(f"  integrity: ok, {integrity['chunks_read']:,} chunks read and decoded, "
+                 + ("crc32c checksums match" if integrity["checksummed"] else "no checksums (written before them)")
+                 + ", flags and counters agree")
     lines.append("arrays:")
     header = f"  {'name':<12} {'dtype':<8} {'shape':<22} {'chunks':<18} {'compressors':<34} {'on disk':>10} {'ratio':>6}"
     lines.append(header)
@@ -121,18 +133,14 @@ def format_description(info: dict[str, Any]) -> str:
 @click.argument("store", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def inspect_command(store: Path, as_json: bool) -> None:
-    """Describe the experience store STORE: counts, array layout and provenance.
+    """Describe the experience store STORE: counts, integrity, array layout and provenance.
 
-    Counts: committed steps, episodes, episode lengths and returns. Layout: each array's dtype,
-    shape, chunks, compressors and bytes on disk. Provenance: game, ale-py version, environment
-    settings, action set, policy, seed, writer and the history of collection runs.
+    Counts: committed steps, episodes, episode lengths and returns. Integrity: the result of
+    `dreamer-pipeline verify` (a store that fails it is an error naming the problem). Layout: each
+    array's dtype, shape, chunks, compressors and bytes on disk. Provenance: game, ale-py version,
+    environment settings, action set, policy, seed, writer and the history of collection runs.
 
     Example: dreamer-pipeline inspect results/datasets/pong/random50k.zarr --json
     """
-    from dreamer_pipeline.datasets.store import StoreError
-
-    try:
-        info = describe_store(store)
-    except StoreError as error:
-        raise click.ClickException(str(error)) from None
+    info = describe_store(store)  # a bad store is one line and exit code 2 (pipelines/cli.py)
     click.echo(json.dumps(info, indent=2) if as_json else format_description(info))

@@ -17,6 +17,7 @@ import click
 from .atomic import atomic_write_text
 from .config import dump_config, load_config
 from .dataset_refs import write_store_marker
+from .limits import MAX_ENVS, MAX_STEPS
 
 PREFILL_SEED = 0  # one shared dataset per (game, name): its seed does not depend on the run's
 
@@ -29,10 +30,14 @@ PREFILL_SEED = 0  # one shared dataset per (game, name): its seed does not depen
               help="The store to create or resume, e.g. results/datasets/pong/random50k.zarr.")
 @click.option("--marker", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Manifest written once the store is complete (the Snakemake output).")
-@click.option("--steps", type=int, default=None, help="Agent steps to collect [default: prefill.steps].")
-@click.option("--envs", type=int, default=None, help="Parallel environments [default: prefill.envs].")
-@click.option("--seed", type=int, default=PREFILL_SEED, show_default=True, help="Environment and policy seed.")
-def prefill_command(config_path, game, store, marker, steps, envs, seed):
+@click.option("--steps", type=click.IntRange(1, MAX_STEPS), default=None,
+              help="Agent steps to collect [default: prefill.steps].")
+@click.option("--envs", type=click.IntRange(1, MAX_ENVS), default=None, help="Parallel environments [default: prefill.envs].")
+@click.option("--seed", type=click.IntRange(min=0), default=PREFILL_SEED, show_default=True,
+              help="Environment and policy seed.")
+@click.option("--break-lock", is_flag=True, default=False,
+              help="Take over the store's writer lock held by a writer on another host (make sure it is dead).")
+def prefill_command(config_path, game, store, marker, steps, envs, seed, break_lock):
     """Collect the shared random-policy dataset of one game.
 
     Plays GAME with a uniform random policy into STORE until it holds --steps agent steps, then
@@ -50,7 +55,8 @@ def prefill_command(config_path, game, store, marker, steps, envs, seed):
     steps = steps or cfg.prefill.steps
     envs = envs or cfg.prefill.envs
     env_config = override(EnvConfig(), cfg.env, "env")
-    result = collect(store, game, steps, num_envs=envs, seed=seed, env_config=env_config, policy=None)
+    result = collect(store, game, steps, num_envs=envs, seed=seed, env_config=env_config, policy=None,
+                     break_lock=break_lock)
     if not result.complete:
         click.echo(f"prefill of {store} stopped by {result.stopped_by} at {result.committed_steps}/{steps} steps; "
                    "rerun to resume", err=True)

@@ -78,6 +78,7 @@ def pretrain_world_model_command(config_path, game, updates, out, seed, device, 
                        logging=cfg.logging, config=_plain(cfg)) as logger:
         logger.log({"replay/steps": dataset.num_steps, "replay/episodes": dataset.num_episodes}, frames=0, updates=0)
         resumable_updates(
+            stores=[str(store.path) for store in dataset.stores],
             stage=STAGE, out=out, updates=updates, agent=agent, cfg=cfg, logger=logger, frames=0, updates_before=0,
             step=agent.train_world_model,
             make_batches=lambda done: batches(dataset, cfg, batch_seed(seed, 8, done), ctx.device,

@@ -45,16 +45,16 @@ def stats_command(datasets, scheduler, json_path, recent_steps, block_steps, pro
           --recent-steps 2000000 --json stats.json
       dreamer-pipeline stats data.yaml --scheduler tcp://scheduler:8786 --json -
     """
-    from dreamer_pipeline.datasets.dataset import DatasetError, Replay, open_dataset
+    from dreamer_pipeline.datasets.dataset import Replay, open_dataset
     from dreamer_pipeline.datasets.stats import dataset_stats, format_stats
 
+    data = Replay(list(datasets), recent_steps) if recent_steps is not None else open_dataset(*datasets)
     try:
-        data = Replay(list(datasets), recent_steps) if recent_steps is not None else open_dataset(*datasets)
         stats = dataset_stats(data, scheduler=scheduler, block_steps=block_steps,
                               progress=progress and json_path != "-")
-    except DatasetError as error:
-        raise click.ClickException(str(error)) from None
-    except OSError as error:  # e.g. an unreachable scheduler address
+    except OSError as error:  # e.g. an unreachable scheduler address (no path: say which address)
+        if error.filename is not None:
+            raise
         raise click.ClickException(f"dask scheduler {scheduler!r}: {error}") from None
     text = json.dumps(stats, indent=2)
     if json_path == "-":

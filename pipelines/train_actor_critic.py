@@ -48,6 +48,7 @@ def train_actor_critic_command(config_path, game, seed, iteration, updates, upda
     with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage=STAGE, iteration=iteration,
                        logging=cfg.logging, config=to_dict(cfg)) as logger:
         resumable_updates(
+            stores=[str(store.path) for store in dataset.stores],
             stage=STAGE, out=out, updates=updates, agent=agent, cfg=cfg, logger=logger, frames=frames,
             updates_before=updates_before, step=agent.train_behaviour,
             make_batches=lambda done: batches(dataset, cfg, batch_seed(seed, iteration, 4, done), ctx.device),

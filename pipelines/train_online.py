@@ -250,7 +250,7 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
 
             resumable_updates(
                 stage=STAGE, out=out, updates=updates, agent=agent, cfg=cfg, logger=logger, frames=frames,
-                updates_before=updates_before, step=step,
+                updates_before=updates_before, step=step, stores=[*replay, *(str(job.store) for job in jobs)],
                 make_batches=lambda done: learner_batches(learner, done, cfg, replay, shared,
                                                           batch_seed(seed, iteration, 2), ctx.device),
             )

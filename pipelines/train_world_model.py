@@ -106,6 +106,7 @@ def train_world_model_command(config_path, game, seed, iteration, updates, updat
                    updates=updates_before)
         step = agent.update if interleaved else agent.train_world_model
         resumable_updates(
+            stores=[str(store.path) for store in dataset.stores],
             stage=stage, out=out, updates=updates, agent=agent, cfg=cfg, logger=logger, frames=frames,
             updates_before=updates_before, step=step,
             make_batches=lambda done: batches(dataset, cfg, batch_seed(seed, iteration, 2, done), ctx.device),

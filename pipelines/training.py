@@ -4,7 +4,8 @@
 mid-stage checkpoint (`*.partial.pt`, never a declared Snakemake output) every
 `train.checkpoint_every` updates, resumes from it after a kill, and writes the declared output
 atomically at the end. A killed stage therefore loses at most `checkpoint_every` updates, and an
-output file that exists is always complete.
+output file that exists is always complete. A non-finite loss stops it before anything is saved
+from that update (`loss_guard.check_finite_losses`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 
 from .atomic import write_if_changed
 from .config import PipelineConfig, dump_config, load_config
+from .loss_guard import check_finite_losses
 from .metrics import MetricsLogger
 from .run_layout import partial_checkpoint
 
@@ -39,13 +41,13 @@ def setup(config_path: str | os.PathLike, *, device: str | None = None) -> Stage
 
     from dreamer_pipeline.models.config import preset
 
+    from .machine import check_machine
+
     cfg = load_config(config_path)
     agent_config = preset(cfg.agent.preset, cfg.agent.overrides)
     if cfg.train.torch_threads:
         torch.set_num_threads(cfg.train.torch_threads)
-    chosen = device or cfg.train.device
-    if chosen == "auto":
-        chosen = "cuda" if torch.cuda.is_available() else "cpu"
+    chosen = check_machine(cfg, agent_config, device)  # the device exists here and the stage fits
     return StageContext(cfg, agent_config, chosen)
 
 
@@ -147,6 +149,7 @@ def resumable_updates(
     frames: int,
     updates_before: int,
     log_every: int = 0,
+    stores: Sequence[str] = (),
 ) -> int:
     """Run `updates` calls of `step(batch)`, resuming from `out`'s partial checkpoint if present.
 
@@ -155,7 +158,8 @@ def resumable_updates(
     of the next iteration starts, so a stage killed after its last update (even before Snakemake
     recorded it as done) never redoes its updates. `make_batches(done)` returns the batch stream
     of a stage that has done `done` updates (seeded by it: a resumed stage draws fresh windows).
-    Returns the number of updates this call made.
+    Returns the number of updates this call made. A non-finite loss raises `NonFiniteLossError`
+    naming the update and `stores` (the replay's) before the update is counted or saved.
     """
     from dreamer_pipeline.models import checkpoint as ckpt
 
@@ -181,6 +185,7 @@ def resumable_updates(
         bar = tqdm(total=updates, initial=done, desc=stage, unit="update", dynamic_ncols=True, mininterval=5)
         while done < updates:
             metrics = step(next(stream))
+            check_finite_losses(metrics, stage=stage, update=updates_before + done + 1, stores=stores)
             done += 1
             made += 1
             bar.update(1)

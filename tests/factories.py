@@ -4,6 +4,10 @@
 index in its first two pixels (`step_id(image)` decodes it), so a test can check exactly which
 steps a reader returned. The rest of each image is deterministic noise from `seed`.
 
+Synthetic stores are scratch data: they are written with `fsync=False` (the same writer and files,
+without the durability syncs that cost about 25 ms per commit). The commit's fsync order is tested
+on its own (tests/test_attacks_store.py); real collectors in the tests keep fsync on.
+
 Flags: episode i ends in a true terminal state unless i % 3 == 2, which ends at a time limit
 (is_last without is_terminal). The first step of each episode holds action 0 and reward 0, as the
 store requires. Rewards are sparse: about one step in five gets -1 or +1 (and a few 0.5s), so
@@ -91,17 +95,18 @@ def make_store(
     """Write a valid store with one episode per entry of `episode_lengths`; return its path."""
     path = Path(path)
     rng = np.random.default_rng(seed)
-    writer = StoreWriter.open(
-        path, provenance(game, num_actions, seed, **attrs), reward_free=reward_free, chunk_steps=chunk_steps
-    )
-    step = 0
-    for index, length in enumerate(episode_lengths):
-        writer.append_episode(
-            synthetic_episode(
-                rng, int(length), step, terminal=index % 3 != 2, reward_free=reward_free, num_actions=num_actions
+    with StoreWriter.open(
+        path, provenance(game, num_actions, seed, **attrs), reward_free=reward_free, chunk_steps=chunk_steps,
+        fsync=False,
+    ) as writer:
+        step = 0
+        for index, length in enumerate(episode_lengths):
+            writer.append_episode(
+                synthetic_episode(
+                    rng, int(length), step, terminal=index % 3 != 2, reward_free=reward_free, num_actions=num_actions
+                )
             )
-        )
-        step += int(length)
+            step += int(length)
     return path
 
 

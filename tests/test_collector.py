@@ -262,7 +262,7 @@ def test_cli_config_file_and_inspect(tmp_path):
     bad.write_text("max_episode_step: 30\n")
     result = runner.invoke(main, ["collect", "--game", "breakout", "--store", str(tmp_path / "x.zarr"),
                                   "--steps", "60", "--config", str(bad)])
-    assert result.exit_code == 1 and "max_episode_step" in result.output and "did you mean" in result.output
+    assert result.exit_code == 2 and "max_episode_step" in result.output and "did you mean" in result.output
 
     result = runner.invoke(main, ["inspect", str(store), "--json"])
     assert result.exit_code == 0, result.output
@@ -273,7 +273,7 @@ def test_cli_config_file_and_inspect(tmp_path):
     text = runner.invoke(main, ["inspect", str(store)]).output
     assert "image" in text and "zstd" in text and "episode length mean" in text
     result = runner.invoke(main, ["inspect", str(tmp_path)])
-    assert result.exit_code == 1 and "not a zarr v3 group" in result.output
+    assert result.exit_code == 2 and "not a zarr v3 group" in result.output
 
 
 class InterruptingPolicy(RandomPolicy):

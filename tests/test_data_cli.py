@@ -29,7 +29,7 @@ def test_stats_prints_a_table_and_writes_json(tmp_path):
 
 def test_stats_on_a_bad_path_is_one_clear_error(tmp_path):
     result = run("stats", tmp_path / "missing.zarr")
-    assert result.exit_code == 1 and "Error:" in result.output and "no such file" in result.output
+    assert result.exit_code == 2 and "error:" in result.output and "no such file" in result.output
     assert "Traceback" not in result.output
 
 
@@ -43,7 +43,7 @@ def test_export_then_import_round_trip(tmp_path):
     for key in original.arrays:
         np.testing.assert_array_equal(original.read(key), back.read(key))
     again = run("import-hdf5", tmp_path / "export", tmp_path / "back.zarr", "--no-progress")
-    assert again.exit_code == 1 and "already exists" in again.output
+    assert again.exit_code == 2 and "already exists" in again.output
     (tmp_path / "junk.hdf5").write_bytes(b"\x00" * 64)
     junk = run("import-hdf5", tmp_path / "junk.hdf5", tmp_path / "junk.zarr")
-    assert junk.exit_code == 1 and "not a readable HDF5 file" in junk.output
+    assert junk.exit_code == 2 and "not a readable HDF5 file" in junk.output

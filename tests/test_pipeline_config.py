@@ -132,7 +132,7 @@ def test_check_config_command(tmp_path):
         [sys.executable, "-m", "dreamer_pipeline.pipelines.cli", "check-config", str(bad)],
         capture_output=True, text=True,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "train.batch_sise" in result.stderr and "Traceback" not in result.stderr
     ok = subprocess.run(
         [sys.executable, "-m", "dreamer_pipeline.pipelines.cli", "check-config", str(ROOT / "config/debug.yaml"), "--show"],

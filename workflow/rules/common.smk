@@ -21,15 +21,20 @@ EVAL_VIDEO = (
 )
 
 
+# Every value in a rule's shell command is quoted (`:q`): paths may hold spaces, quotes, `$(...)` or
+# backticks and must reach the command as one argument each, never as shell code. Optional flags
+# are therefore lists of arguments, which `:q` quotes one by one (an empty list adds nothing).
+
+
 def _shared_flags(wildcards, input):
     """Shared datasets join every replay in full: the ones built here (inputs) and existing ones."""
     sources = [*input.shared, *W.shared_external(wildcards.game)]
-    return " ".join(f"--shared {source}" for source in sources)
+    return [argument for source in sources for argument in ("--shared", source)]
 
 
 def _start_flags(wildcards, input):
     if "previous" in input.keys():
-        return f"--resume-from {input.previous}"
+        return ["--resume-from", input.previous]
     if "pretrained" in input.keys():
-        return f"--init-world-model {input.pretrained}"
-    return ""
+        return ["--init-world-model", input.pretrained]
+    return []

@@ -3,6 +3,9 @@
 # A store is never a declared output: Snakemake deletes the outputs of a job that did not finish,
 # and a killed collector must resume its store. Each job declares the store's small JSON marker
 # (a dataset manifest listing the store), written atomically once the store is complete.
+#
+# Every value in a shell command is quoted (`:q`): paths may hold spaces, quotes, `$(...)` or
+# backticks, and must reach the command as one argument each, never as shell code.
 
 
 rule prefill:
@@ -22,9 +25,9 @@ rule prefill:
     conda:
         CONDA_ENV
     shell:
-        "dreamer-pipeline prefill --config {params.config} --game {wildcards.game} "
-        "--steps {params.steps} --envs {params.envs} --store {params.store} --marker {output.marker} "
-        "> {log} 2>&1"
+        "dreamer-pipeline prefill --config {params.config:q} --game {wildcards.game:q} "
+        "--steps {params.steps:q} --envs {params.envs:q} --store {params.store:q} --marker {output.marker:q} "
+        "> {log:q} 2>&1"
 
 
 # With loop.online the online stage (train.smk) collects iterations k >= 1 itself.
@@ -49,9 +52,9 @@ if not CFG.loop.online:
         conda:
             CONDA_ENV
         shell:
-            "dreamer-pipeline collect --game {wildcards.game} --store {params.store} --steps {params.steps} "
-            "--envs {params.envs} --threads {threads} --seed {params.seed} --config {params.config} "
-            "--policy {input.agent} --policy-mode {params.mode} --marker {output.marker} > {log} 2>&1"
+            "dreamer-pipeline collect --game {wildcards.game:q} --store {params.store:q} --steps {params.steps:q} "
+            "--envs {params.envs:q} --threads {threads:q} --seed {params.seed:q} --config {params.config:q} "
+            "--policy {input.agent:q} --policy-mode {params.mode:q} --marker {output.marker:q} > {log:q} 2>&1"
 
 
 if CFG.pretrain is not None:
@@ -64,7 +67,7 @@ if CFG.pretrain is not None:
             checkpoint=L.pretrained_world_model("{game}", "{name}"),
         params:
             config=CONFIG_SNAPSHOT,
-            external=lambda w: " ".join(W.pretrain_sources(w.game)[1]),
+            external=lambda w: W.pretrain_sources(w.game)[1],  # a list: `:q` quotes each entry
             updates=CFG.pretrain.updates,
         wildcard_constraints:
             name=re.escape(CFG.pretrain.name),
@@ -75,6 +78,6 @@ if CFG.pretrain is not None:
         conda:
             CONDA_ENV
         shell:
-            "dreamer-pipeline pretrain-world-model --config {params.config} --game {wildcards.game} "
-            "--updates {params.updates} --out {output.checkpoint} {input.datasets} {params.external} "
-            "> {log} 2>&1"
+            "dreamer-pipeline pretrain-world-model --config {params.config:q} --game {wildcards.game:q} "
+            "--updates {params.updates:q} --out {output.checkpoint:q} {input.datasets:q} {params.external:q} "
+            "> {log:q} 2>&1"

@@ -24,4 +24,4 @@ rule scores:
     conda:
         CONDA_ENV
     shell:
-        "dreamer-pipeline scores --out {params.out} --games {params.games} {input.evals} > {log} 2>&1"
+        "dreamer-pipeline scores --out {params.out:q} --games {params.games:q} {input.evals:q} > {log:q} 2>&1"

@@ -2,6 +2,9 @@
 #
 # Declared outputs are written atomically at the end of a stage; the mid-stage checkpoint
 # (`*.partial.pt`) is undeclared, so Snakemake never deletes it and a rerun resumes from it.
+#
+# Every value in a shell command is quoted (`:q`). Optional flags are lists of arguments, so that
+# `:q` quotes each one (an empty list adds nothing).
 
 
 rule train_world_model:
@@ -37,11 +40,11 @@ rule train_world_model:
     conda:
         CONDA_ENV
     shell:
-        "dreamer-pipeline train-world-model --config {params.config} --game {wildcards.game} "
-        "--seed {wildcards.seed} --iteration {wildcards.iteration} --updates {params.updates} "
-        "--updates-before {params.updates_before} --frames {params.frames} {params.mode} {params.start} "
-        "{params.shared} --out {output.checkpoint} --videos {output.videos} {input.replay} "
-        "> {log} 2>&1"
+        "dreamer-pipeline train-world-model --config {params.config:q} --game {wildcards.game:q} "
+        "--seed {wildcards.seed:q} --iteration {wildcards.iteration:q} --updates {params.updates:q} "
+        "--updates-before {params.updates_before:q} --frames {params.frames:q} {params.mode:q} {params.start:q} "
+        "{params.shared:q} --out {output.checkpoint:q} --videos {output.videos:q} {input.replay:q} "
+        "> {log:q} 2>&1"
 
 
 if CFG.loop.online:
@@ -68,7 +71,7 @@ if CFG.loop.online:
         params:
             config=CONFIG_SNAPSHOT,
             shared=_shared_flags,
-            markers=lambda w, output: " ".join(f"--marker {m}" for m in output.markers),
+            markers=lambda w, output: [argument for marker in output.markers for argument in ("--marker", marker)],
             updates=lambda w: W.updates(w.iteration),
             updates_before=lambda w: W.updates_before(w.iteration),
             frames=lambda w: W.frames(w.iteration),
@@ -80,11 +83,11 @@ if CFG.loop.online:
         conda:
             CONDA_ENV
         shell:
-            "dreamer-pipeline train-online --config {params.config} --game {wildcards.game} "
-            "--seed {wildcards.seed} --iteration {wildcards.iteration} --updates {params.updates} "
-            "--updates-before {params.updates_before} --frames {params.frames} --resume-from {input.previous} "
-            "{params.shared} {params.markers} --out {output.checkpoint} --videos {output.videos} {input.replay} "
-            "> {log} 2>&1"
+            "dreamer-pipeline train-online --config {params.config:q} --game {wildcards.game:q} "
+            "--seed {wildcards.seed:q} --iteration {wildcards.iteration:q} --updates {params.updates:q} "
+            "--updates-before {params.updates_before:q} --frames {params.frames:q} --resume-from {input.previous:q} "
+            "{params.shared:q} {params.markers:q} --out {output.checkpoint:q} --videos {output.videos:q} "
+            "{input.replay:q} > {log:q} 2>&1"
 
 
 rule train_actor_critic:
@@ -108,10 +111,10 @@ rule train_actor_critic:
     conda:
         CONDA_ENV
     shell:
-        "dreamer-pipeline train-actor-critic --config {params.config} --game {wildcards.game} "
-        "--seed {wildcards.seed} --iteration {wildcards.iteration} --updates {params.updates} "
-        "--updates-before {params.updates_before} --frames {params.frames} --world-model {input.world_model} "
-        "{params.shared} --out {output.checkpoint} {input.replay} > {log} 2>&1"
+        "dreamer-pipeline train-actor-critic --config {params.config:q} --game {wildcards.game:q} "
+        "--seed {wildcards.seed:q} --iteration {wildcards.iteration:q} --updates {params.updates:q} "
+        "--updates-before {params.updates_before:q} --frames {params.frames:q} --world-model {input.world_model:q} "
+        "{params.shared:q} --out {output.checkpoint:q} {input.replay:q} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -126,14 +129,14 @@ rule evaluate:
         frames=lambda w: W.frames(w.iteration),
         env_seed=lambda w: W.eval_seed(w.seed, w.iteration),
         episodes=CFG.evaluate.episodes,
-        video=lambda w, output: f"--video {shlex.quote(output.video)}" if CFG.evaluate.video else "",  # a flag and a quoted path
+        video=lambda w, output: ["--video", output.video] if CFG.evaluate.video else [],  # `:q` quotes each
     threads: CFG.evaluate.envs
     log:
         L.log("evaluate", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
     conda:
         CONDA_ENV
     shell:
-        "dreamer-pipeline evaluate --config {params.config} --game {wildcards.game} "
-        "--variant {wildcards.variant} --seed {wildcards.seed} --iteration {wildcards.iteration} "
-        "--frames {params.frames} --env-seed {params.env_seed} --episodes {params.episodes} "
-        "--agent {input.agent} --out {output.result} {params.video} > {log} 2>&1"
+        "dreamer-pipeline evaluate --config {params.config:q} --game {wildcards.game:q} "
+        "--variant {wildcards.variant:q} --seed {wildcards.seed:q} --iteration {wildcards.iteration:q} "
+        "--frames {params.frames:q} --env-seed {params.env_seed:q} --episodes {params.episodes:q} "
+        "--agent {input.agent:q} --out {output.result:q} {params.video:q} > {log:q} 2>&1"
