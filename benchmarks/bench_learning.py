@@ -148,8 +148,11 @@ def main() -> None:
         command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(results),
                    "--cores", str(args.cores), "--rerun-incomplete", "train_all", "--configfile", str(config_path)]
         print("running:", " ".join(command), flush=True)
+        # the rules call the `dreamer-pipeline` script: the one beside this interpreter, even when
+        # its environment is not activated
+        env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
         with open(log_path, "ab") as log:
-            code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+            code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         load.stopped.set()
         if code != 0:
             raise SystemExit(f"snakemake failed with exit code {code}; see {log_path}")
