@@ -33,6 +33,13 @@ def _positive(where: str, value: int | float) -> None:
         raise ValueError(f"{where} must be positive, got {value!r}")
 
 
+def check_device(where: str, device: str) -> None:
+    """"auto" (CUDA when there is a GPU), "cpu", "cuda" or "cuda:N"."""
+    kind, _, index = device.partition(":")
+    if device != "auto" and (kind not in ("cpu", "cuda") or (index and not (kind == "cuda" and index.isdigit()))):
+        raise ValueError(f"{where} must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+
+
 @dataclass
 class PrefillConfig:
     """Random-policy experience collected once per game and shared by every seed and variant."""
@@ -80,13 +87,15 @@ class LoopConfig:
 class CollectConfig:
     """How iteration k's experience is gathered with the actor of iteration k-1."""
 
-    envs: int = 1  # environments per collector job (the paper used one environment instance)
-    threads: int = 1  # CPU threads a collector job asks Snakemake for
+    envs: int = 1  # environments per collector job, acted on in one batch (the paper used one instance)
+    threads: int = 1  # CPU threads a collector job asks Snakemake for (emulators and torch)
     policy_mode: str = "sample"  # the actor samples while collecting (exploration), as in the paper
+    device: str = "auto"  # where the actor runs: "auto" = the GPU if there is one, else the CPU
 
     def validate(self) -> None:
         _positive("collect.envs", self.envs)
         _positive("collect.threads", self.threads)
+        check_device("collect.device", self.device)
         if self.policy_mode not in ("sample", "greedy"):
             raise ValueError(f"collect.policy_mode must be 'sample' or 'greedy', got {self.policy_mode!r}")
 
@@ -105,6 +114,7 @@ class TrainConfig:
     loader_workers: int = 2  # DataLoader processes sampling batches beside the GPU (0 = in the stage's process)
 
     def validate(self) -> None:
+        check_device("train.device", self.device)
         _positive("train.batch_size", self.batch_size)
         _positive("train.sequence_length", self.sequence_length)
         _positive("train.checkpoint_every", self.checkpoint_every)
@@ -117,12 +127,14 @@ class EvaluateConfig:
     """Greedy evaluation episodes after every iteration; sticky actions stay on (paper, Sec. 4)."""
 
     episodes: int = 10
-    envs: int = 1  # episodes run in parallel environments
+    envs: int = 10  # episodes run in parallel environments, acted on in one batch (at most `episodes`)
     max_steps: int = 0  # cap on agent steps per episode; 0 = the environment's own time limit
+    device: str = "auto"  # where the actor runs: "auto" = the GPU if there is one, else the CPU
 
     def validate(self) -> None:
         _positive("evaluate.episodes", self.episodes)
         _positive("evaluate.envs", self.envs)
+        check_device("evaluate.device", self.device)
         if self.max_steps < 0:
             raise ValueError("evaluate.max_steps must not be negative")
 

@@ -43,10 +43,9 @@ def setup(config_path: str | os.PathLike, *, device: str | None = None) -> Stage
     agent_config = preset(cfg.agent.preset, cfg.agent.overrides)
     if cfg.train.torch_threads:
         torch.set_num_threads(cfg.train.torch_threads)
-    chosen = device or cfg.train.device
-    if chosen == "auto":
-        chosen = "cuda" if torch.cuda.is_available() else "cpu"
-    return StageContext(cfg, agent_config, chosen)
+    from .agent_io import resolve_device
+
+    return StageContext(cfg, agent_config, resolve_device(device or cfg.train.device))
 
 
 def write_resolved_config(cfg: PipelineConfig, *folders: str | os.PathLike) -> None:
@@ -101,14 +100,11 @@ def batch_seed(*parts: int) -> int:
 
 
 def _mean(records: list[Mapping[str, Any]]) -> dict[str, float]:
-    out: dict[str, list[float]] = {}
-    for record in records:
-        for key, value in record.items():
-            if hasattr(value, "item"):
-                value = value.item()
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                out.setdefault(key, []).append(float(value))
-    return {key: float(np.mean(values)) for key, values in out.items()}
+    """The window's mean metrics. The agent's metrics stay on its device until here: the whole
+    window is copied to the host once, every `log_every` updates, not once per update."""
+    from dreamer_pipeline.models.update_metrics import mean_metrics
+
+    return mean_metrics(records)
 
 
 def read_stage_partial(out: str | os.PathLike) -> dict | None:

@@ -41,13 +41,15 @@ if not CFG.loop.online:
             seed=lambda w: W.shard_seed(w.seed, w.iteration, w.shard),
             envs=CFG.collect.envs,
             mode=CFG.collect.policy_mode,
+            device=CFG.collect.device,
         threads: CFG.collect.threads
         log:
             L.log("collect", "{game}", "{variant}", "seed{seed}", "iter{iteration}", "shard{shard}"),
         shell:
             "dreamer-pipeline collect --game {wildcards.game} --store {params.store} --steps {params.steps} "
             "--envs {params.envs} --threads {threads} --seed {params.seed} --config {params.config} "
-            "--policy {input.agent} --policy-mode {params.mode} --marker {output.marker} > {log} 2>&1"
+            "--policy {input.agent} --policy-mode {params.mode} --device {params.device} --marker {output.marker} "
+            "> {log} 2>&1"
 
 
 if CFG.pretrain is not None:

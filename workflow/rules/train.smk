@@ -133,11 +133,12 @@ rule evaluate:
         frames=lambda w: W.frames(w.iteration),
         env_seed=lambda w: W.eval_seed(w.seed, w.iteration),
         episodes=CFG.evaluate.episodes,
-    threads: CFG.evaluate.envs
+        device=CFG.evaluate.device,
+    threads: min(CFG.evaluate.envs, CFG.evaluate.episodes)
     log:
         L.log("evaluate", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
     shell:
         "dreamer-pipeline evaluate --config {params.config} --game {wildcards.game} "
         "--variant {wildcards.variant} --seed {wildcards.seed} --iteration {wildcards.iteration} "
         "--frames {params.frames} --env-seed {params.env_seed} --episodes {params.episodes} "
-        "--agent {input.agent} --out {output.result} > {log} 2>&1"
+        "--agent {input.agent} --device {params.device} --threads {threads} --out {output.result} > {log} 2>&1"
