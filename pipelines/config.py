@@ -112,9 +112,11 @@ class TrainConfig:
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
     torch_threads: int = 0  # 0 = torch's default; set it to the job's cores on shared machines
     loader_workers: int = 2  # DataLoader processes sampling batches beside the GPU (0 = in the stage's process)
+    replay_device: str = "cpu"  # "cpu": read from the stores; "cuda"/"auto": the whole replay resident there
 
     def validate(self) -> None:
         check_device("train.device", self.device)
+        check_device("train.replay_device", self.replay_device)
         _positive("train.batch_size", self.batch_size)
         _positive("train.sequence_length", self.sequence_length)
         _positive("train.checkpoint_every", self.checkpoint_every)
