@@ -177,28 +177,25 @@ def graph_equality(args, bf16: bool, batches) -> dict:
 
 
 # ----------------------------------------------------------------------------------- sections
-def section_eager(args) -> dict:
-    batches = device_batches(args)
-    agent = make_agent(args)
+def measure_agent(args, agent, batches) -> dict:
+    """Updates/s (whole update, world model alone, behaviour alone), profile, syncs, memory.
+    Warm-ups of at least 4 calls: a graphed step is captured on its fourth call."""
     out = {"update": rates(agent.update, batches, 10, 50, args.device)}
-    out["world_model"] = rates(agent.train_world_model, batches, 3, 20, args.device)
-    out["behaviour"] = rates(agent.train_behaviour, batches, 3, 20, args.device)
+    out["world_model"] = rates(agent.train_world_model, batches, 5, 20, args.device)
+    out["behaviour"] = rates(agent.train_behaviour, batches, 5, 20, args.device)
     out["profile"] = kernel_count(agent.update, batches[0], args.device)
     out["host_syncs_per_update"] = host_syncs(agent.update, batches[0], args.device)
     out["peak_memory_gib"] = peak_memory_gib(args.device)
     return out
 
 
+def section_eager(args) -> dict:
+    return measure_agent(args, make_agent(args), device_batches(args))
+
+
 def section_graph(args) -> dict:
     batches = device_batches(args)
-    agent = make_agent(args, cuda_graph=True)
-    out = {"update": rates(agent.update, batches, 10, 50, args.device)}  # warm-up includes the capture
-    out["world_model"] = rates(agent.train_world_model, batches, 5, 20, args.device)
-    out["behaviour"] = rates(agent.train_behaviour, batches, 5, 20, args.device)
-    out["profile"] = kernel_count(agent.update, batches[0], args.device)
-    out["host_syncs_per_update"] = host_syncs(agent.update, batches[0], args.device)
-    out["peak_memory_gib"] = peak_memory_gib(args.device)
-    del agent
+    out = measure_agent(args, make_agent(args, cuda_graph=True), batches)
     out["equality"] = graph_equality(args, True, batches)
     return out
 
