@@ -128,7 +128,8 @@ class ActorCritic(nn.Module):
         states, actions, logits_seen = [start], [], []
         # Pure REINFORCE needs no gradients through the model, so the rollout runs without a graph.
         with torch.set_grad_enabled(dynamics):
-            action_first = rssm.action_first_weight() if rssm.discrete and not dynamics else None
+            bags = rssm.discrete and not dynamics and embedding_bags_win(device)
+            action_first = rssm.action_first_weight() if bags else None  # img_in's layout for the bags
             state = start
             for _ in range(self.config.horizon):
                 action_noise = torch.rand((count, self.num_actions), device=device, generator=generator)
