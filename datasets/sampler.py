@@ -192,10 +192,22 @@ class SequenceSampler:
             stop.set()
             thread.join()
 
+    def flat_indices(self, episode: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """(B, T) indices of the windows' steps into the arrays of `ram_arrays()`."""
+        return (self._flat_start[episode] + offset)[:, None] + np.arange(self.seq_len)
+
+    def ram_arrays(self) -> dict[str, np.ndarray]:
+        """Every step of the eligible episodes, episode after episode: the per-step arrays, and the
+        images when cache="ram". `gather` indexes them with `flat_indices`; a device-resident
+        replay copies them to its device once (datasets/device_replay.py)."""
+        arrays = dict(self._small)
+        if self._images_in_ram is not None:
+            arrays["image"] = self._images_in_ram
+        return arrays
+
     def gather(self, episode: np.ndarray, offset: np.ndarray) -> dict[str, np.ndarray]:
         """The batch for explicit windows (eligible-episode index, offset)."""
-        steps = np.arange(self.seq_len)
-        flat = (self._flat_start[episode] + offset)[:, None] + steps  # into the RAM copies of small arrays
+        flat = self.flat_indices(episode, offset)  # into the RAM copies of small arrays
         if self._images_in_ram is not None:  # indexed like the small arrays
             batch = {"image": self._images_in_ram[flat]}
         else:
@@ -222,6 +234,10 @@ class SequenceSampler:
         ram = self._images_in_ram.nbytes if self._images_in_ram is not None else 0
         scratch = sum(buffer.nbytes for buffer in self._scratch.values())
         return ram + scratch + sum(chunk.nbytes for chunk in self._lru.values())
+
+    def release_images(self) -> None:
+        """Drop the RAM copy of the images (cache="ram"); afterwards images are read from the stores."""
+        self._images_in_ram = None
 
     def close(self) -> None:
         if self._pool is not None:

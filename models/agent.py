@@ -8,7 +8,14 @@
 A batch follows the Batches contract of docs/architecture.md: a dict of numpy arrays or torch
 tensors, batch-major (B, T, ...): `image` uint8 (B, T, 64, 64, C), `action` int (B, T), `reward`
 float (B, T) (absent for reward-free data), `is_first`, `is_terminal` bool (B, T) (`is_last` is
-accepted and unused). Metrics come back as plain floats, converted once per call.
+accepted and unused). Metrics come back as an `UpdateMetrics` mapping of name to float whose
+values stay on the device until they are first read (no host synchronisation per update).
+
+Every training step is one body (`_step_body`) plus host-side bookkeeping (counters, the target
+critic's copy). Eager mode, the default and the CPU path, runs the body on the prepared batch.
+With `runtime.cuda_graph` on a CUDA device the body runs on static input buffers and is captured
+as one CUDA graph after a few eager warm-up steps (`models/captured_step.py`); with
+`runtime.compile` the observe and imagine step bodies run through torch.compile(fullgraph=True).
 """
 
 from __future__ import annotations
@@ -21,9 +28,11 @@ import torch
 from torch.nn import functional as F
 
 from .behaviour import ActorCritic
+from .captured_step import CapturedStep, configure_cuda_backends
 from .config import AgentConfig
 from .optim import Optimizer
 from .rssm import RSSMState
+from .update_metrics import UpdateMetrics
 from .world_model import WorldModel, WorldModelBatch
 
 PolicyState = tuple[RSSMState, torch.Tensor]  # (posterior state, last action one-hot), rows = envs
@@ -54,6 +63,8 @@ class Agent:
         self.image_shape = (64, 64, config.world_model.image_channels)
         if config.runtime.num_threads:
             torch.set_num_threads(config.runtime.num_threads)
+        if self.device.type == "cuda":
+            configure_cuda_backends()
         channels_last = config.runtime.channels_last
         with torch.random.fork_rng(devices=[]):  # deterministic init without touching global RNG
             torch.manual_seed(seed)
@@ -61,13 +72,20 @@ class Agent:
                                           config.behaviour.discount, channels_last).to(self.device)
             self.actor_critic = ActorCritic(config.behaviour, self.world_model.rssm.feature_size,
                                             num_actions).to(self.device)
-        self.wm_optimizer = Optimizer(self.world_model.parameters(), config.world_model.opt)
-        behaviour_opts = self.actor_critic.make_optimizers()
+        # How training steps run: "eager" (the default and the CPU path), "graph" (each step one CUDA
+        # graph; CUDA only, with capturable optimisers) or "static" (the graph's code path on static
+        # buffers without capture: how the CPU tests check it).
+        graphs = config.runtime.cuda_graph and self.device.type == "cuda"
+        self.step_mode = "graph" if graphs else "eager"
+        self.wm_optimizer = Optimizer(self.world_model.parameters(), config.world_model.opt, graphs)
+        behaviour_opts = self.actor_critic.make_optimizers(graphs)
         self.actor_optimizer = behaviour_opts["actor"]
         self.critic_optimizer = behaviour_opts["critic"]
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self.wm_updates = 0
+        self._captured: dict[tuple, CapturedStep] = {}  # (kind, batch shape, reward) -> its graph
+        self._graph_pool = None  # the CUDA graphs' shared memory pool, made at the first capture
         if config.runtime.compile:
             self._compile()
 
@@ -82,15 +100,19 @@ class Agent:
         return contextlib.nullcontext()
 
     def _compile(self) -> None:
-        """Compile the per-step networks in place; parameters and state-dict keys are unchanged."""
-        wm = self.world_model
-        for module in (wm.encoder, wm.decoder, wm.rssm.cell, wm.discount_head, self.actor_critic.actor,
-                       self.actor_critic.critic, self.actor_critic.target_critic,
+        """torch.compile the observe and imagine step bodies whole (fullgraph: a graph break is an
+        error, not a silent slowdown), and the conv stacks and the heads used outside them in place;
+        parameters and state-dict keys are unchanged."""
+        wm, ac = self.world_model, self.actor_critic
+        wm.rssm.compiled_observe_step = torch.compile(wm.rssm.observe_step, fullgraph=True, dynamic=False)
+        ac.compiled_imagine_step = torch.compile(ac.imagine_step, fullgraph=True, dynamic=False)
+        for module in (wm.encoder, wm.decoder, wm.discount_head, ac.critic, ac.target_critic,
                        *([wm.reward_head] if wm.reward_head is not None else [])):
             module.compile()
 
-    def prepare(self, batch: Mapping[str, Any]) -> WorldModelBatch:
-        """Validate a batch and move it to the device (one-hot actions, bool flags)."""
+    def check_batch(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """Validate a batch; returns its tensors (image, action, is_first, is_terminal, reward if the
+        model has a reward head) where they are, without copies."""
         required = ["image", "action", "is_first", "is_terminal"]
         if self.world_model.has_reward:
             required.append("reward")
@@ -116,67 +138,94 @@ class Agent:
             low, high = int(action.min()), int(action.max())
             if low < 0 or high >= self.num_actions:
                 raise BatchError(f"batch['action'] holds indices in [{low}, {high}], outside [0, {self.num_actions})")
-        put = lambda x: x.to(self.device, non_blocking=True)  # noqa: E731
-        reward = put(parts["reward"]).float() if "reward" in parts else None
+        return {"image": image, **parts}
+
+    def device_batch(self, tensors: Mapping[str, torch.Tensor]) -> WorldModelBatch:
+        """Checked batch tensors already on the device -> the model's batch (one-hot actions, bool
+        flags, float rewards). No host synchronisation: the captured steps run it inside the graph."""
+        reward = tensors.get("reward")
         return WorldModelBatch(
-            image=put(image),
-            action=F.one_hot(put(action).long(), self.num_actions).float(),
-            reward=reward,
-            is_first=put(parts["is_first"]).bool(),
-            is_terminal=put(parts["is_terminal"]).bool(),
+            image=tensors["image"],
+            action=F.one_hot(tensors["action"].long(), self.num_actions).float(),
+            reward=reward.float() if reward is not None else None,
+            is_first=tensors["is_first"].bool(),
+            is_terminal=tensors["is_terminal"].bool(),
         )
 
-    @staticmethod
-    def _floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
-        """All metric tensors to floats with a single device-to-host copy."""
-        if not metrics:
-            return {}
-        values = torch.stack([v.detach().float().reshape(()) for v in metrics.values()]).cpu().tolist()
-        return dict(zip(metrics, values))
+    def prepare(self, batch: Mapping[str, Any]) -> WorldModelBatch:
+        """Validate a batch and move it to the device (one-hot actions, bool flags)."""
+        tensors = self.check_batch(batch)
+        return self.device_batch({key: value.to(self.device, non_blocking=True) for key, value in tensors.items()})
 
     # ------------------------------------------------------------------------------- training
-    def _world_model_step(self, data: WorldModelBatch) -> tuple[RSSMState, dict[str, torch.Tensor]]:
+    def _world_model_body(self, data: WorldModelBatch) -> tuple[RSSMState, dict[str, torch.Tensor]]:
         self.world_model.train()
         with self._autocast():
             output = self.world_model.loss(data, generator=self.generator)
-        grad_norm = self.wm_optimizer.step(output.loss)
-        self.wm_updates += 1
-        output.metrics["wm/grad_norm"] = grad_norm
+        output.metrics["wm/grad_norm"] = self.wm_optimizer.step(output.loss)
         return output.post.detach(), output.metrics
 
-    def _behaviour_step(self, post: RSSMState, data: WorldModelBatch) -> dict[str, torch.Tensor]:
+    def _behaviour_body(self, post: RSSMState, data: WorldModelBatch) -> dict[str, torch.Tensor]:
         start = post.map(lambda x: x.reshape(-1, x.shape[-1]))  # every posterior state: B * T starts
         with self._autocast():
             actor_loss, critic_loss, metrics = self.actor_critic.losses(
                 self.world_model, start, data.is_terminal.reshape(-1), self.generator)
         metrics["actor/grad_norm"] = self.actor_optimizer.step(actor_loss)
         metrics["critic/grad_norm"] = self.critic_optimizer.step(critic_loss)
-        self.actor_critic.update_target()
         return metrics
 
-    def train_world_model(self, batch: Mapping[str, Any]) -> dict[str, float]:
-        """One world-model update on `batch`; returns `wm/*` metrics."""
-        _, metrics = self._world_model_step(self.prepare(batch))
-        return self._floats(metrics)
+    def _step_body(self, kind: str, data: WorldModelBatch) -> dict[str, torch.Tensor]:
+        """One training step's device work: losses, gradients, optimiser steps. `kind` is "update"
+        (world model, actor, critic), "world_model" or "behaviour". No host synchronisation and no
+        Python state changes: a CUDA graph replays it (`_after_step` does the bookkeeping)."""
+        if kind == "world_model":
+            return self._world_model_body(data)[1]
+        if kind == "update":
+            post, metrics = self._world_model_body(data)
+        else:  # the world model filters the batch without gradients (it is not trained here)
+            with torch.no_grad(), self._autocast():
+                _, embed = self.world_model.embed(data.image)
+                post, _ = self.world_model.rssm.observe(embed, data.action, data.is_first, generator=self.generator)
+            metrics = {}
+        metrics.update(self._behaviour_body(post, data))
+        return metrics
 
-    def train_behaviour(self, batch: Mapping[str, Any]) -> dict[str, float]:
+    def _after_step(self, kind: str) -> None:
+        """Host-side bookkeeping after a step: counters and the target critic's copy (every
+        `target_update_every` behaviour updates, after the critic's step, as in eager order)."""
+        if kind in ("update", "world_model"):
+            self.wm_updates += 1
+        if kind in ("update", "behaviour"):
+            self.actor_critic.update_target()
+
+    def _train(self, kind: str, batch: Mapping[str, Any]) -> UpdateMetrics:
+        if self.step_mode == "eager":
+            metrics = UpdateMetrics.stack(self._step_body(kind, self.prepare(batch)))
+        else:
+            tensors = self.check_batch(batch)
+            key = (kind, tuple(tensors["image"].shape), "reward" in tensors)
+            if key not in self._captured:
+                self._captured[key] = CapturedStep(self, kind, tensors, capture=self.step_mode == "graph")
+            metrics = self._captured[key](tensors)
+        self._after_step(kind)
+        return metrics
+
+    def train_world_model(self, batch: Mapping[str, Any]) -> UpdateMetrics:
+        """One world-model update on `batch`; returns `wm/*` metrics."""
+        return self._train("world_model", batch)
+
+    def train_behaviour(self, batch: Mapping[str, Any]) -> UpdateMetrics:
         """One actor and one critic update, imagining from every posterior state of `batch`.
 
         The batch is filtered by the world model without gradients (it is not trained here)."""
-        data = self.prepare(batch)
-        with torch.no_grad(), self._autocast():
-            _, embed = self.world_model.embed(data.image)
-            post, _ = self.world_model.rssm.observe(embed, data.action, data.is_first, generator=self.generator)
-        return self._floats(self._behaviour_step(post, data))
+        return self._train("behaviour", batch)
 
-    def update(self, batch: Mapping[str, Any]) -> dict[str, float]:
+    def update(self, batch: Mapping[str, Any]) -> UpdateMetrics:
         """The paper's training step: world model, then actor, then critic, from one batch.
 
-        Imagination starts from the world-model step's posterior states (detached)."""
-        data = self.prepare(batch)
-        post, metrics = self._world_model_step(data)
-        metrics.update(self._behaviour_step(post, data))
-        return self._floats(metrics)
+        Imagination starts from the world-model step's posterior states (detached). Returns the
+        metrics as a mapping of name to float, copied from the device on first read."""
+        return self._train("update", batch)
 
     # -------------------------------------------------------------------------------- acting
     def initial_policy_state(self, batch_size: int) -> PolicyState:
@@ -273,6 +322,7 @@ class Agent:
         self.wm_optimizer.load_state_dict(state["optimisers"]["world_model"])
         self.actor_optimizer.load_state_dict(state["optimisers"]["actor"])
         self.critic_optimizer.load_state_dict(state["optimisers"]["critic"])
+        self._captured.clear()  # the optimisers' state tensors were replaced: capture again
         self.wm_updates = int(state["counters"]["wm_updates"])
         self.actor_critic.updates = int(state["counters"]["behaviour_updates"])
         rng = state["rng"]

@@ -28,18 +28,23 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import BehaviourConfig
-from .networks import MLP
+from .networks import MLP, embedding_bags_win
 from .optim import Optimizer
 from . import returns
 from .returns import lambda_return, step_weights
-from .rssm import RSSMState
+from .rssm import RSSMState, stack_states
 from .world_model import WorldModel
 
 
 def sample_action(logits: torch.Tensor, generator: torch.Generator | None = None,
-                  straight_through: bool = False) -> torch.Tensor:
-    """A one-hot sample from categorical logits (N, A); straight-through gradients if asked."""
-    noise = torch.rand(logits.shape, device=logits.device, generator=generator).clamp_(1e-20, 1.0)
+                  straight_through: bool = False, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """A one-hot sample from categorical logits (N, A); straight-through gradients if asked.
+
+    Gumbel-max with one uniform per logit; `noise` (uniforms shaped like `logits`) replaces the
+    draw from `generator`."""
+    if noise is None:
+        noise = torch.rand(logits.shape, device=logits.device, generator=generator)
+    noise = noise.clamp(1e-20, 1.0)
     index = (logits.detach() - torch.log(-torch.log(noise))).argmax(-1)
     one_hot = F.one_hot(index, logits.shape[-1]).to(logits.dtype)
     if straight_through:
@@ -57,11 +62,13 @@ class ActorCritic(nn.Module):
         self.critic = MLP(feature_size, 1, config.critic)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.updates = 0  # behaviour updates made; drives the target copy cadence
+        # torch.compile(self.imagine_step, fullgraph=True) when runtime.compile is on (set by the Agent).
+        self.compiled_imagine_step = None
 
-    def make_optimizers(self) -> dict[str, Optimizer]:
+    def make_optimizers(self, capturable: bool = False) -> dict[str, Optimizer]:
         return {
-            "actor": Optimizer(self.actor.parameters(), self.config.actor_opt),
-            "critic": Optimizer(self.critic.parameters(), self.config.critic_opt),
+            "actor": Optimizer(self.actor.parameters(), self.config.actor_opt, capturable),
+            "critic": Optimizer(self.critic.parameters(), self.config.critic_opt, capturable),
         }
 
     def update_target(self) -> None:
@@ -74,9 +81,11 @@ class ActorCritic(nn.Module):
 
     def head_function(self, world_model: WorldModel):
         """`head(mlp, features)`: with pure REINFORCE and categorical latents no gradient reaches the
-        features, so heads take their one-hot share as an embedding bag (`MLP.forward_onehot`)."""
+        features, so on the CPU heads take their one-hot share as an embedding bag
+        (`MLP.forward_onehot`); elsewhere they are plain dense layers (`embedding_bags_win`)."""
         rssm = world_model.rssm
-        if not rssm.discrete or self.config.reinforce_fraction < 1.0:
+        dense = not embedding_bags_win(rssm.img_in.weight.device)
+        if dense or not rssm.discrete or self.config.reinforce_fraction < 1.0:
             return lambda mlp, features: mlp(features)
         deter = rssm.config.deter
 
@@ -85,24 +94,53 @@ class ActorCritic(nn.Module):
 
         return head
 
+    def imagine_step(self, world_model: WorldModel, state: RSSMState, action_noise: torch.Tensor,
+                     latent_noise: torch.Tensor, action_first: torch.Tensor | None = None,
+                     ) -> tuple[RSSMState, torch.Tensor, torch.Tensor]:
+        """The body of the imagination loop: the actor picks a_{t+1} in z_t, the prior steps to
+        z_{t+1}. Returns (z_{t+1}, a_{t+1} one-hot, actor logits at z_t).
+
+        The actor sees stopped features (published `policy(tf.stop_gradient(feat))`) and keeps its
+        own graph even when the rollout has none. The random numbers come in as tensors (drawn by
+        the loop), so the step is a pure function of tensors: torch.compile(fullgraph=True) traces
+        it whole and a CUDA graph can capture it.
+        """
+        dynamics = self.config.reinforce_fraction < 1.0
+        features = world_model.rssm.features(state).detach()
+        with torch.enable_grad():
+            logits = self.head_function(world_model)(self.actor, features).float()
+        action = sample_action(logits, straight_through=dynamics, noise=action_noise)
+        state = world_model.rssm.img_step(state, action, noise=latent_noise, action_first=action_first)
+        return state, action, logits
+
     def imagine(self, world_model: WorldModel, start: RSSMState, generator: torch.Generator | None = None):
         """Roll out H steps from `start` (N, ...). Returns (features (H+1, N, F), actions (H+1, N, A),
-        actor logits (H, N, A) for z_0 .. z_{H-1}, with gradients into the actor only)."""
+        actor logits (H, N, A) for z_0 .. z_{H-1}, with gradients into the actor only).
+
+        States z_0 .. z_H with z_0 = start; actions[0] is zeros and actions[t + 1] was chosen in
+        z_t and led to z_{t+1} (published alignment). Each step draws its action's uniforms, then
+        its latent's, from `generator`: the order in which sampling inside the step drew them.
+        """
         dynamics = self.config.reinforce_fraction < 1.0
-        logits_seen: list[torch.Tensor] = []
-        head = self.head_function(world_model)
-
-        def policy(features: torch.Tensor) -> torch.Tensor:
-            with torch.enable_grad():
-                logits = head(self.actor, features).float()
-            logits_seen.append(logits)
-            return sample_action(logits, generator, straight_through=dynamics)
-
+        rssm = world_model.rssm
+        step = self.imagine_step if self.compiled_imagine_step is None else self.compiled_imagine_step
+        count, device = start.deter.shape[0], start.deter.device
+        states, actions, logits_seen = [start], [], []
         # Pure REINFORCE needs no gradients through the model, so the rollout runs without a graph.
         with torch.set_grad_enabled(dynamics):
-            states, actions = world_model.rssm.imagine(policy, start, self.config.horizon, generator)
-            features = world_model.rssm.features(states)
-        return features, actions, torch.stack(logits_seen, 0)
+            bags = rssm.discrete and not dynamics and embedding_bags_win(device)
+            action_first = rssm.action_first_weight() if bags else None  # img_in's layout for the bags
+            state = start
+            for _ in range(self.config.horizon):
+                action_noise = torch.rand((count, self.num_actions), device=device, generator=generator)
+                latent_noise = rssm.noise((count,), device, generator)
+                state, action, logits = step(world_model, state, action_noise, latent_noise, action_first)
+                states.append(state)
+                actions.append(action)
+                logits_seen.append(logits)
+            actions.insert(0, torch.zeros_like(actions[0]))
+            features = rssm.features(stack_states(states, 0))
+        return features, torch.stack(actions, 0), torch.stack(logits_seen, 0)
 
     def losses(self, world_model: WorldModel, start: RSSMState, is_terminal: torch.Tensor,
                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:

@@ -203,7 +203,11 @@ class RuntimeConfig:
     bf16: bool = True
     """bfloat16 autocast for the networks on CUDA (losses stay float32); ignored on CPU."""
     compile: bool = False
-    """torch.compile the networks (slow first update; helps on GPU)."""
+    """torch.compile(fullgraph=True) the observe and imagine step bodies, and compile the conv
+    stacks and heads (slow first updates; meant for GPUs, no gain measured on the CPU)."""
+    cuda_graph: bool = False
+    """Capture each training step whole as one CUDA graph after a few eager warm-up steps (CUDA
+    only; ignored on the CPU, where eager is the path). Same losses as eager up to rounding."""
     channels_last: bool = True
     """channels-last memory format for the convolutions (much faster with oneDNN on CPU)."""
     num_threads: int = 0

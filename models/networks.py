@@ -46,6 +46,29 @@ def linear_fp32(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return layer(x)
 
 
+def autocast_weight(weight: torch.Tensor) -> torch.Tensor:
+    """`weight` in the autocast dtype when autocast is on for its device, else `weight` itself.
+
+    Autocast caches its casts of parameters, but not of slices of them: a loop that uses
+    `layer.weight[:, :k]` at every step would cast the slice again at every step. Casting once
+    before the loop gives the same values (gradients flow back through the cast).
+    """
+    device_type = weight.device.type
+    if not torch.is_autocast_enabled(device_type):
+        return weight
+    return weight.to(torch.get_autocast_dtype(device_type))
+
+
+def embedding_bags_win(device: torch.device) -> bool:
+    """Whether one-hot inputs should enter dense layers as embedding bags (`onehot_linear`).
+
+    On the CPU the bag skips the zeros of 32x32 one-hot latents and wins clearly (measured,
+    docs/agent.md). On a GPU the dense matmul is one tensor-core kernel while the bag is a gather
+    plus extra launches and index arithmetic, so the plain dense layer is used there.
+    """
+    return device.type == "cpu"
+
+
 def preprocess_image(image: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
     """uint8 (N, H, W, C) -> float (N, C, H, W) in [-0.5, 0.5] (paper: x / 255 - 0.5).
 

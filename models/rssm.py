@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import RSSMConfig
-from .networks import keras_init_, linear_fp32, onehot_linear
+from .networks import autocast_weight, embedding_bags_win, keras_init_, linear_fp32, onehot_linear
 
 
 class RSSMState(NamedTuple):
@@ -43,6 +43,14 @@ def stack_states(states: list[RSSMState], dim: int) -> RSSMState:
     return RSSMState(*(torch.stack(parts, dim) for parts in zip(*states)))
 
 
+class ObserveWeights(NamedTuple):
+    """The weights `observe_step` uses, sliced (and cast under autocast) once per sequence."""
+
+    stoch: torch.Tensor  # img_in's latent columns (hidden, stoch_size)
+    obs: torch.Tensor  # obs_out's deterministic-state columns (hidden, deter)
+    cell: torch.Tensor  # the GRU's dense weight
+
+
 class LayerNormGRUCell(nn.Module):
     """GRU cell whose three gates come from one dense layer followed by layer norm.
 
@@ -59,8 +67,11 @@ class LayerNormGRUCell(nn.Module):
         self.norm = nn.LayerNorm(3 * size, eps=1e-3)  # Keras LayerNormalization's default epsilon
         keras_init_(self)
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        parts = self.norm(self.linear(torch.cat([x, h], -1)))
+    def forward(self, x: torch.Tensor, h: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """`weight` may hold `linear.weight` already cast for a loop (`autocast_weight`)."""
+        inputs = torch.cat([x, h], -1)
+        dense = self.linear(inputs) if weight is None else F.linear(inputs, weight, self.linear.bias)
+        parts = self.norm(dense)
         reset, cand, update = parts.split(self.size, -1)
         reset = torch.sigmoid(reset)
         cand = torch.tanh(reset * cand)
@@ -89,6 +100,8 @@ class RSSM(nn.Module):
         self.obs_out = nn.Linear(config.deter + embed_size, config.hidden)
         self.obs_stats = nn.Linear(config.hidden, self.stats_size)
         keras_init_(self)
+        # torch.compile(self.observe_step, fullgraph=True) when runtime.compile is on (set by the Agent).
+        self.compiled_observe_step: Callable | None = None
 
     # ----------------------------------------------------------------------------------- states
     def initial(self, batch_size: int, device: torch.device | str | None = None) -> RSSMState:
@@ -104,8 +117,25 @@ class RSSM(nn.Module):
 
 
     # ----------------------------------------------------------------------------- distributions
-    def sample(self, stats: torch.Tensor, generator: torch.Generator | None = None, mode: bool = False) -> torch.Tensor:
-        """A latent sample with straight-through (categorical) or reparameterised (Gaussian) gradients."""
+    def noise(self, lead: tuple[int, ...], device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The random numbers one `sample` of stats (*lead, stats_size) consumes: one uniform per
+        categorical variable (*lead, stoch, 1), or one standard normal per Gaussian dimension.
+
+        Drawn apart from the sampling arithmetic so that step bodies take them as inputs: an
+        explicit generator inside a step would break torch.compile's graph, and drawing them
+        just before the step keeps the generator's stream exactly what sampling inside it drew.
+        """
+        if self.discrete:
+            return torch.rand((*lead, self.config.stoch, 1), device=device, generator=generator)
+        return torch.randn((*lead, self.config.stoch), device=device, generator=generator)
+
+    def sample(self, stats: torch.Tensor, generator: torch.Generator | None = None, mode: bool = False,
+               noise: torch.Tensor | None = None) -> torch.Tensor:
+        """A latent sample with straight-through (categorical) or reparameterised (Gaussian) gradients.
+
+        `noise` (from `self.noise`) replaces the draw from `generator`."""
+        if noise is None and not mode:
+            noise = self.noise(stats.shape[:-1], stats.device, generator)
         if self.discrete:
             shape = stats.shape
             logits = stats.float().reshape(*shape[:-1], self.config.stoch, self.config.classes)
@@ -116,7 +146,6 @@ class RSSM(nn.Module):
                 # Inverse CDF: one uniform per variable against the cumulative probabilities,
                 # which the straight-through estimator needs anyway. Exact like Gumbel-max, but
                 # 1/classes of the random numbers and no logarithms (Gumbel was ~3% of an update).
-                noise = torch.rand((*logits.shape[:-1], 1), device=logits.device, generator=generator)
                 below = (probs.cumsum(-1) < noise).sum(-1)
                 index = below.clamp_(max=self.config.classes - 1)  # u above a rounded-down total
             one_hot = F.one_hot(index, self.config.classes).to(probs.dtype)
@@ -126,7 +155,6 @@ class RSSM(nn.Module):
         mean, std = stats.float().chunk(2, -1)
         if mode:
             return mean
-        noise = torch.randn(mean.shape, device=mean.device, generator=generator)
         return mean + std * noise
 
     def _stats(self, raw: torch.Tensor) -> torch.Tensor:
@@ -159,26 +187,30 @@ class RSSM(nn.Module):
         return (0.5 * torch.log(2 * torch.pi * torch.e * std.square())).sum(-1)
 
     # ------------------------------------------------------------------------------------- steps
+    def action_first_weight(self) -> torch.Tensor:
+        """img_in's weight with the action columns first: `onehot_linear`'s layout (dense inputs first).
+        A loop computes it once and passes it to every `img_step`."""
+        return torch.cat([self.img_in.weight[:, self.stoch_size:], self.img_in.weight[:, : self.stoch_size]], 1)
+
     def img_step(
         self, state: RSSMState, action: torch.Tensor, generator: torch.Generator | None = None, mode: bool = False,
-        action_in: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None, action_first: torch.Tensor | None = None,
     ) -> RSSMState:
         """One prior step: (z_{t-1}, h_{t-1}), a_t -> h_t, z_t ~ p(z_t | h_t).
 
-        `action_in` may hold the action's share of `img_in` precomputed for a whole sequence.
+        `noise` replaces the sample's draw from `generator`; `action_first` may hold
+        `action_first_weight()` computed once for a loop of steps.
         """
-        if action_in is None and self.discrete and not (torch.is_grad_enabled() and state.stoch.requires_grad):
+        if (self.discrete and embedding_bags_win(state.stoch.device)
+                and not (torch.is_grad_enabled() and state.stoch.requires_grad)):
             # No gradient to the latent: its one-hot share of img_in is a sum of weight columns.
-            x = onehot_linear(action, state.stoch, self.config.classes,
-                              torch.cat([self.img_in.weight[:, self.stoch_size:], self.img_in.weight[:, : self.stoch_size]], 1),
-                              self.img_in.bias)
-        elif action_in is None:
-            x = self.img_in(torch.cat([state.stoch, action], -1))
+            weight = self.action_first_weight() if action_first is None else action_first
+            x = onehot_linear(action, state.stoch, self.config.classes, weight, self.img_in.bias)
         else:
-            x = F.linear(state.stoch, self.img_in.weight[:, : self.stoch_size]) + action_in
+            x = self.img_in(torch.cat([state.stoch, action], -1))
         deter = self.cell(F.elu(x), state.deter)
         stats = self._stats(linear_fp32(self.img_stats, F.elu(self.img_out(deter))))
-        return RSSMState(deter, self.sample(stats, generator, mode), stats)
+        return RSSMState(deter, self.sample(stats, generator, mode, noise), stats)
 
     def obs_step(
         self, state: RSSMState, action: torch.Tensor, embed: torch.Tensor, is_first: torch.Tensor,
@@ -217,17 +249,16 @@ class RSSM(nn.Module):
         # unbind, not x[:, t]: the backward of one unbind stacks T gradients once, where T
         # selects would each scatter into a zero (B, T, ...) tensor and accumulate (O(T^2)).
         keeps, action_ins, embed_ins = keep.unbind(1), action_in.unbind(1), embed_in.unbind(1)
-        stoch_weight = self.img_in.weight[:, : self.stoch_size]
+        weights = ObserveWeights(autocast_weight(self.img_in.weight[:, : self.stoch_size]),
+                                 autocast_weight(obs_weight), autocast_weight(self.cell.linear.weight))
+        step = self.observe_step if self.compiled_observe_step is None else self.compiled_observe_step
+        deter, stoch = state.deter, state.stoch
         deters, stochs, stats_list = [], [], []
         for t in range(length):
-            state = state.map(lambda x: x * keeps[t])
-            x = F.linear(state.stoch, stoch_weight) + action_ins[t]
-            deter = self.cell(F.elu(x), state.deter)
-            hidden = F.elu(F.linear(deter, obs_weight) + embed_ins[t])
-            stats = self._stats(linear_fp32(self.obs_stats, hidden))
-            state = RSSMState(deter, self.sample(stats, generator), stats)
+            noise = self.noise((batch,), embed.device, generator)
+            deter, stoch, stats = step(deter, stoch, keeps[t], action_ins[t], embed_ins[t], noise, weights)
             deters.append(deter)
-            stochs.append(state.stoch)
+            stochs.append(stoch)
             stats_list.append(stats)
         deter = torch.stack(deters, 1)
         post = RSSMState(deter, torch.stack(stochs, 1), torch.stack(stats_list, 1))
@@ -237,27 +268,23 @@ class RSSM(nn.Module):
         prior = RSSMState(deter, self.sample(prior_stats, generator), prior_stats)
         return post, prior
 
-    def imagine(
-        self, policy: Callable[[torch.Tensor], torch.Tensor], start: RSSMState, horizon: int,
-        generator: torch.Generator | None = None,
-    ) -> tuple[RSSMState, torch.Tensor]:
-        """Roll the prior forward from `start` (N, ...) for `horizon` steps with actions from `policy`.
+    def observe_step(
+        self, deter: torch.Tensor, stoch: torch.Tensor, keep: torch.Tensor, action_in: torch.Tensor,
+        embed_in: torch.Tensor, noise: torch.Tensor, weights: ObserveWeights,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The body of `observe`'s loop, one step for the whole batch: (deter, stoch, stats).
 
-        `policy(features) -> action (N, A)` sees stopped features (the published code's
-        `policy(tf.stop_gradient(feat))`). Returns the states stacked as (horizon + 1, N, ...),
-        the start state first, and the actions (horizon + 1, N, A): actions[0] is zeros and
-        actions[t + 1] was chosen in state t and led to state t + 1 (published alignment).
+        keep (B, 1) zeroes the carried state where is_first; action_in and embed_in are the
+        hoisted input shares of step t; `noise` comes from `self.noise`. A pure function of
+        tensors with no generator, no host synchronisation and no data-dependent control flow, so
+        torch.compile(fullgraph=True) traces it whole and a CUDA graph can capture it.
         """
-        states = [start]
-        actions = []
-        state = start
-        for _ in range(horizon):
-            action = policy(self.features(state).detach())
-            state = self.img_step(state, action, generator)
-            states.append(state)
-            actions.append(action)
-        actions.insert(0, torch.zeros_like(actions[0]))
-        return stack_states(states, 0), torch.stack(actions, 0)
+        deter, stoch = deter * keep, stoch * keep
+        x = F.linear(stoch, weights.stoch) + action_in
+        deter = self.cell(F.elu(x), deter, weights.cell)
+        hidden = F.elu(F.linear(deter, weights.obs) + embed_in)
+        stats = self._stats(linear_fp32(self.obs_stats, hidden))
+        return deter, self.sample(stats, noise=noise), stats
 
     def rollout(self, start: RSSMState, actions: torch.Tensor, generator: torch.Generator | None = None) -> RSSMState:
         """Open-loop prior rollout with given actions (B, K, A) from `start` (B, ...): (B, K, ...)."""

@@ -18,6 +18,15 @@ class AgentLoadError(ValueError):
     """A checkpoint that does not fit the run (other action count, architecture, or format)."""
 
 
+def cap_torch_threads(device: str, threads: int | None) -> None:
+    """Acting jobs (collectors, evaluation) share the machine with training: on the CPU, torch may
+    use the job's own threads only (torch would otherwise take every core)."""
+    if threads and str(device).startswith("cpu"):
+        import torch
+
+        torch.set_num_threads(max(1, min(threads, os.cpu_count() or 1)))
+
+
 def build_agent(agent_config, num_actions: int, device: str, seed: int):
     from dreamer_pipeline.models.agent import Agent
 

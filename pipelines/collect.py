@@ -7,6 +7,7 @@ commit and resume rules.
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 import sys
 from pathlib import Path
@@ -95,7 +96,9 @@ def load_policy(spec: str, mode: str, device: str):
               "ratio (pipelines/online_link.py). Replaces --policy.")
 @click.option("--follow-shard", type=click.IntRange(min=0), default=0, show_default=True,
               help="With --follow: this collector's index in the learner's plan.")
-@click.option("--device", default="cpu", show_default=True, help="Torch device for a checkpoint policy.")
+@click.option("--device", default="cpu", show_default=True,
+              help="Torch device for a checkpoint policy: cpu, cuda, cuda:N, or auto (the GPU if there is one). "
+              "On the CPU, torch uses at most --threads threads.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               help="YAML with environment settings: EnvConfig fields at the top level, or a pipeline "
               "configuration whose `env` section applies. The options below override it.")
@@ -159,6 +162,12 @@ def collect_command(game, store, steps, envs, threads, seed, policy_spec, policy
         env_config = dataclasses.replace(env_config, **{k: v for k, v in changes.items() if v is not None})
     except ValueError as error:
         raise ConfigError(f"environment settings: {error}") from None
+    from .agent_io import cap_torch_threads
+    from .machine import resolve_device
+
+    device = resolve_device(device, "--device")
+    if follow is not None or policy_spec != "random":
+        cap_torch_threads(device, threads or min(envs, os.cpu_count() or 1))
     if follow is not None:
         from .online_policy import following_policy
 

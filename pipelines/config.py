@@ -23,6 +23,7 @@ import yaml
 from dreamer_pipeline.models.config_schema import ConfigError, from_mapping, to_dict
 
 from .limits import check_limits
+from .machine import check_device_name
 
 __all__ = [
     "AgentSection", "CollectConfig", "ConfigError", "EvaluateConfig", "LoggingConfig", "LoopConfig", "PathsConfig",
@@ -33,6 +34,11 @@ __all__ = [
 def _positive(where: str, value: int | float) -> None:
     if value <= 0:
         raise ValueError(f"{where} must be positive, got {value!r}")
+
+
+def check_device(where: str, device: str) -> None:
+    """A device name ("auto" = the GPU when there is one); whether it exists is checked where it is used."""
+    check_device_name(device, where)
 
 
 @dataclass
@@ -84,13 +90,15 @@ class LoopConfig:
 class CollectConfig:
     """How iteration k's experience is gathered with the actor of iteration k-1."""
 
-    envs: int = 1  # environments per collector job (the paper used one environment instance)
-    threads: int = 1  # CPU threads a collector job asks Snakemake for
+    envs: int = 1  # environments per collector job, acted on in one batch (the paper used one instance)
+    threads: int = 1  # CPU threads a collector job asks Snakemake for (emulators and torch)
     policy_mode: str = "sample"  # the actor samples while collecting (exploration), as in the paper
+    device: str = "auto"  # where the actor runs: "auto" = the GPU if there is one, else the CPU
 
     def validate(self) -> None:
         _positive("collect.envs", self.envs)
         _positive("collect.threads", self.threads)
+        check_device("collect.device", self.device)
         if self.policy_mode not in ("sample", "greedy"):
             raise ValueError(f"collect.policy_mode must be 'sample' or 'greedy', got {self.policy_mode!r}")
 
@@ -107,8 +115,11 @@ class TrainConfig:
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
     torch_threads: int = 0  # 0 = torch's default; set it to the job's cores on shared machines
     loader_workers: int = 2  # DataLoader processes sampling batches beside the GPU (0 = in the stage's process)
+    replay_device: str = "cpu"  # "cpu": read from the stores; "cuda"/"auto": the whole replay resident there
 
     def validate(self) -> None:
+        check_device("train.device", self.device)
+        check_device("train.replay_device", self.replay_device)
         _positive("train.batch_size", self.batch_size)
         _positive("train.sequence_length", self.sequence_length)
         _positive("train.checkpoint_every", self.checkpoint_every)
@@ -121,13 +132,15 @@ class EvaluateConfig:
     """Greedy evaluation episodes after every iteration; sticky actions stay on (paper, Sec. 4)."""
 
     episodes: int = 10
-    envs: int = 1  # episodes run in parallel environments
+    envs: int = 10  # episodes run in parallel environments, acted on in one batch (at most `episodes`)
     max_steps: int = 0  # cap on agent steps per episode; 0 = the environment's own time limit
     video: bool = True  # one more greedy episode, recorded as iter{k}/episode.mp4 (pipelines/episode_video.py)
+    device: str = "auto"  # where the actor runs: "auto" = the GPU if there is one, else the CPU
 
     def validate(self) -> None:
         _positive("evaluate.episodes", self.episodes)
         _positive("evaluate.envs", self.envs)
+        check_device("evaluate.device", self.device)
         if self.max_steps < 0:
             raise ValueError("evaluate.max_steps must not be negative")
 

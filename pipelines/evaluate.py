@@ -98,11 +98,14 @@ def evaluation_env_config(cfg):
 @click.option("--episodes", type=int, default=None, help="Episodes to play [default: evaluate.episodes].")
 @click.option("--mode", type=click.Choice(["greedy", "sample"]), default="greedy", show_default=True,
               help="greedy = the actor's mode (the paper's evaluation).")
-@click.option("--device", default="cpu", show_default=True, help="Torch device for the actor.")
+@click.option("--device", default=None,
+              help="Torch device for the actor: cpu, cuda, cuda:N or auto [default: evaluate.device].")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for the emulators and, on the CPU, torch [default: one per environment].")
 @click.option("--video", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also play one more greedy episode and record it here as MP4 (pipelines/episode_video.py).")
 def evaluate_command(config_path, agent_path, out, game, variant, seed, iteration, frames, env_seed, episodes, mode, device,
-                     video):
+                     threads, video):
     """Evaluate an agent with greedy episodes and write eval.json.
 
     Sticky actions stay on, as in the paper. Metrics (eval/return_mean, ...) are appended to the
@@ -116,12 +119,17 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
     from .agent_policy import load_agent_policy
     from .atari import VectorAtari
 
+    from .agent_io import cap_torch_threads
+    from .machine import resolve_device
+
     cfg = load_config(config_path)
     episodes = episodes or cfg.evaluate.episodes
     env_config = evaluation_env_config(cfg)
+    device = resolve_device(device or cfg.evaluate.device, "--device" if device else "evaluate.device")
+    envs = max(1, min(cfg.evaluate.envs, episodes))  # all episodes at once by default: one forward pass per step
+    cap_torch_threads(device, threads or envs)
     policy = load_agent_policy(agent_path, mode=mode, device=device)
-    envs = max(1, min(cfg.evaluate.envs, episodes))
-    with VectorAtari(game, envs, env_config) as env:
+    with VectorAtari(game, envs, env_config, num_threads=threads) as env:
         if env.num_actions != policy.num_actions:
             raise click.ClickException(
                 f"{agent_path} acts over {policy.num_actions} actions, but {game} has {env.num_actions}"

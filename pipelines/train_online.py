@@ -233,7 +233,8 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
         old.unlink(missing_ok=True)
     command = [sys.executable, "-m", "dreamer_pipeline.pipelines.cli", "collect", "--game", game, "--config",
                str(config_path), "--envs", str(cfg.collect.envs), "--threads", str(cfg.collect.threads),
-               "--policy-mode", cfg.collect.policy_mode, "--device", _collector_device(ctx.device), "--no-progress"]
+               "--policy-mode", cfg.collect.policy_mode, "--device", collector_device(cfg.collect.device, ctx.device),
+               "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # collectors leave the cores to the learner
     done_before = _resume_partial(agent, out, updates)
     with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage=STAGE, iteration=iteration,
@@ -283,6 +284,9 @@ def _resume_partial(agent, out: Path, updates: int) -> int:
     return int(progress.get("done", 0))
 
 
-def _collector_device(device: str) -> str:
-    """Collectors act on the CPU unless the learner has a GPU (acting there is the GPU issue's work)."""
-    return "cpu"
+def collector_device(configured: str, learner: str) -> str:
+    """Where the online stage's collectors act: `collect.device`, whose "auto" means the learner's
+    GPU when it trains on one (batched acting there is cheap beside training), else the CPU."""
+    if configured != "auto":
+        return configured
+    return learner if str(learner).startswith("cuda") else "cpu"

@@ -68,18 +68,35 @@ def open_replay(cfg: PipelineConfig, recent: Sequence[str], shared: Sequence[str
 
 
 def batches(dataset, cfg: PipelineConfig, seed: int, device: str, *, drop_reward: bool = False,
-            workers: int | None = None) -> Iterable[dict]:
+            workers: int | None = None, resident: bool = True) -> Iterable[dict]:
     """Endless torch batches (B, T, ...) on `device` from `dataset` (see datasets.sampler).
 
-    With `train.loader_workers` > 0, DataLoader worker processes sample and decode batches while
+    With `train.replay_device` other than "cpu" the whole replay is loaded onto that device once
+    and sampled there (datasets.device_replay; the same batches as `loader_workers: 0`). Else,
+    with `train.loader_workers` > 0, DataLoader worker processes sample and decode batches while
     the device trains (datasets.torch_loader); otherwise the stage's own process samples them.
     """
     from dreamer_pipeline.datasets.sampler import SequenceSampler
     from dreamer_pipeline.datasets.torch_loader import make_loader, to_torch
 
+    from .machine import resolve_device
+
     workers = cfg.train.loader_workers if workers is None else workers
     kwargs = dict(batch_size=cfg.train.batch_size, seq_len=cfg.train.sequence_length,
                   prioritize_ends=cfg.train.prioritize_ends)
+    if cfg.train.replay_device != "cpu" and resident:
+        from dreamer_pipeline.datasets.device_replay import DeviceSequenceSampler
+
+        sampler = DeviceSequenceSampler(dataset, resolve_device(cfg.train.replay_device, "train.replay_device"), seed=seed, progress=True,
+                                        **kwargs)
+        try:
+            while True:
+                batch = sampler.sample()
+                if drop_reward:
+                    batch.pop("reward", None)
+                yield {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+        finally:
+            sampler.close()
     if workers > 0:
         pin = str(device).startswith("cuda")
         for batch in make_loader(dataset, num_workers=workers, seed=seed, pin_memory=pin, **kwargs):
@@ -103,14 +120,11 @@ def batch_seed(*parts: int) -> int:
 
 
 def _mean(records: list[Mapping[str, Any]]) -> dict[str, float]:
-    out: dict[str, list[float]] = {}
-    for record in records:
-        for key, value in record.items():
-            if hasattr(value, "item"):
-                value = value.item()
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                out.setdefault(key, []).append(float(value))
-    return {key: float(np.mean(values)) for key, values in out.items()}
+    """The window's mean metrics. The agent's metrics stay on its device until here: the whole
+    window is copied to the host once, every `log_every` updates, not once per update."""
+    from dreamer_pipeline.models.update_metrics import mean_metrics
+
+    return mean_metrics(records)
 
 
 def read_stage_partial(out: str | os.PathLike) -> dict | None:
@@ -235,7 +249,7 @@ def write_videos(agent, dataset, cfg: PipelineConfig, folder: str | os.PathLike,
     newest = _newest_part(dataset)
     for name, data in (("train", dataset), ("eval", newest)):
         try:
-            batch = next(iter(batches(data, cfg, seed + (name == "eval"), "cpu", workers=0)))
+            batch = next(iter(batches(data, cfg, seed + (name == "eval"), "cpu", workers=0, resident=False)))
         except Exception as error:  # noqa: BLE001 - e.g. no episode long enough in the newest store
             tqdm.write(f"no {name} video: {error}")
             continue

@@ -105,6 +105,9 @@ def test_workflow_plan_inputs():
         ({"env": {"sticky": 0.1}}, "env.sticky"),
         ({"offline": True}, "offline: true needs at least one entry in datasets"),
         ({"datasets": ["unknown-name"]}, "'unknown-name' is neither the prefill dataset"),
+        ({"collect": {"device": "gpu"}}, "collect.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
+        ({"evaluate": {"device": "cuda:x"}}, "evaluate.device must be"),
+        ({"train": {"device": "cpu:0"}}, "train.device must be"),
     ],
 )
 def test_bad_configurations_name_the_problem(tmp_path, data, needle):
@@ -187,3 +190,31 @@ def test_online_workflow_replaces_collect_and_staged_training(tmp_path):
     before = workflow.replay("pong", 0, 2, own=False)
     assert own[: len(before)] == before and len(own) == len(before) + 2  # iteration 2's two shards
     assert all("iter0002" not in source for source in before)
+
+
+def test_acting_devices():
+    """Collectors and evaluation act where `collect.device` / `evaluate.device` say; "auto" is the
+    GPU when there is one, and the online stage's collectors follow a learner on a GPU."""
+    import torch
+
+    from dreamer_pipeline.pipelines.agent_io import cap_torch_threads
+    from dreamer_pipeline.pipelines.machine import resolve_device
+    from dreamer_pipeline.pipelines.train_online import collector_device
+
+    cfg = config_from_mapping({"collect": {"device": "cuda:1"}, "evaluate": {"device": "cpu"}})
+    assert (cfg.collect.device, cfg.evaluate.device) == ("cuda:1", "cpu")
+    assert PipelineConfig().collect.device == PipelineConfig().evaluate.device == "auto"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.cuda.device_count() < 2:
+        with pytest.raises(ConfigError, match="does not exist here"):
+            resolve_device("cuda:1")
+    assert collector_device("auto", "cuda:1") == "cuda:1" and collector_device("auto", "cpu") == "cpu"
+    assert collector_device("cpu", "cuda") == "cpu"
+    before = torch.get_num_threads()
+    try:
+        cap_torch_threads("cuda", 1)
+        assert torch.get_num_threads() == before  # a GPU actor leaves the CPU threads alone
+        cap_torch_threads("cpu", 1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

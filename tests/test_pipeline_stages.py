@@ -102,3 +102,22 @@ def test_a_replay_without_rewards_is_refused(tmp_path, config, store_factory):
     result = CliRunner().invoke(train_world_model_command, ["--config", str(config), "--game", "pong", "--updates", "1",
                                                             "--out", str(tmp_path / "w.pt"), str(reward_free)])
     assert result.exit_code == 1 and "reward-free" in result.output
+
+
+def test_a_device_resident_replay_feeds_the_stage_the_same_batches(tmp_path, store_factory):
+    """train.replay_device (here "auto", which is the CPU without a GPU) holds the replay on the
+    device and gives the batches of the in-process sampler (loader_workers: 0), reward dropped alike."""
+    from dreamer_pipeline.datasets.dataset import open_dataset
+    from dreamer_pipeline.pipelines.config import config_from_mapping
+    from dreamer_pipeline.pipelines.training import batches
+
+    dataset = open_dataset(store_factory("replay", [30, 20, 25]))
+    train = {"batch_size": 3, "sequence_length": 8, "loader_workers": 0}
+    sampled = batches(dataset, config_from_mapping({"train": train}), 5, "cpu", drop_reward=True)
+    resident = batches(dataset, config_from_mapping({"train": {**train, "replay_device": "auto"}}), 5, "cpu",
+                       drop_reward=True)
+    for _ in range(3):
+        expected, batch = next(sampled), next(resident)
+        assert sorted(batch) == sorted(expected) and "reward" not in batch
+        for key in expected:
+            assert torch.equal(batch[key], expected[key]), key

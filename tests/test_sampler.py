@@ -179,3 +179,24 @@ def test_windows_inside_episodes_start_with_is_first(tmp_path):
     assert batch["is_first"][:, 0].all() and not batch["is_first"][:, 1:].any()
     store = ExperienceStore(data.stores[0].path)
     assert not store.read("is_first", int(offset.max()), int(offset.max()) + 1)[0]  # the store is unchanged
+
+
+@pytest.mark.parametrize("mode", ["episode", "step"])
+def test_device_replay_gives_the_cpu_samplers_batches(dataset, mode):
+    """train.replay_device: the replay resident on a torch device (here the CPU's) yields exactly
+    the batches of a SequenceSampler with the same seed, as tensors."""
+    import torch
+
+    from dreamer_pipeline.datasets.device_replay import DeviceSequenceSampler
+
+    reference = SequenceSampler(dataset, batch_size=5, seq_len=10, mode=mode, seed=7, threads=1)
+    resident = DeviceSequenceSampler(dataset, "cpu", batch_size=5, seq_len=10, mode=mode, seed=7)
+    assert resident.resident_bytes >= sum(int(n) for n in dataset.episodes.length if n >= 10) * 64 * 64
+    assert resident.selection.resident_image_bytes < 64 * 64 * 10  # the host copy was released
+    for _ in range(4):
+        expected, batch = reference.sample(), resident.sample()
+        assert sorted(batch) == sorted(expected)
+        for key, value in expected.items():
+            assert batch[key].dtype == torch.from_numpy(value).dtype, key
+            np.testing.assert_array_equal(batch[key].numpy(), value, err_msg=key)
+    resident.close()

@@ -46,6 +46,7 @@ if not CFG.loop.online:
             seed=lambda w: W.shard_seed(w.seed, w.iteration, w.shard),
             envs=CFG.collect.envs,
             mode=CFG.collect.policy_mode,
+            device=CFG.collect.device,
         threads: CFG.collect.threads
         log:
             L.log("collect", "{game}", "{variant}", "seed{seed}", "iter{iteration}", "shard{shard}"),
@@ -54,7 +55,8 @@ if not CFG.loop.online:
         shell:
             "dreamer-pipeline collect --game {wildcards.game:q} --store {params.store:q} --steps {params.steps:q} "
             "--envs {params.envs:q} --threads {threads:q} --seed {params.seed:q} --config {params.config:q} "
-            "--policy {input.agent:q} --policy-mode {params.mode:q} --marker {output.marker:q} > {log:q} 2>&1"
+            "--policy {input.agent:q} --policy-mode {params.mode:q} --device {params.device:q} --marker {output.marker:q} "
+            "> {log:q} 2>&1"
 
 
 if CFG.pretrain is not None:

@@ -130,7 +130,8 @@ rule evaluate:
         env_seed=lambda w: W.eval_seed(w.seed, w.iteration),
         episodes=CFG.evaluate.episodes,
         video=lambda w, output: ["--video", output.video] if CFG.evaluate.video else [],  # `:q` quotes each
-    threads: CFG.evaluate.envs
+        device=CFG.evaluate.device,
+    threads: min(CFG.evaluate.envs, CFG.evaluate.episodes)
     log:
         L.log("evaluate", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
     conda:
@@ -139,4 +140,5 @@ rule evaluate:
         "dreamer-pipeline evaluate --config {params.config:q} --game {wildcards.game:q} "
         "--variant {wildcards.variant:q} --seed {wildcards.seed:q} --iteration {wildcards.iteration:q} "
         "--frames {params.frames:q} --env-seed {params.env_seed:q} --episodes {params.episodes:q} "
-        "--agent {input.agent:q} --out {output.result:q} {params.video:q} > {log:q} 2>&1"
+        "--agent {input.agent:q} --device {params.device:q} --threads {threads:q} --out {output.result:q} "
+        "{params.video:q} > {log:q} 2>&1"
