@@ -2,7 +2,8 @@
 
 A NaN or inf loss poisons the weights in the same update (its gradients are NaN too), and every
 checkpoint written after it would carry the damage. The update loop calls `check_finite_losses`
-on each update's metrics, right after the update and before any checkpoint is written, so the
+on every update's metrics before it logs or writes a checkpoint (in batches, so that a GPU is not
+made to wait for the host after every update), so the
 last good checkpoint stays untouched and the run stops with one error that names the stage, the
 update, the loss term and the stores the batch was drawn from.
 """

@@ -29,6 +29,7 @@ from typing import Iterator
 import click
 
 from .agent_io import load_agent, save_agent
+from .loss_guard import check_finite_losses
 from .metrics import MetricsLogger
 from .online_link import OnlineLink
 from .run_layout import store_for_marker
@@ -243,15 +244,22 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
         try:
             made = [0]
 
+            stores = [*replay, *(str(job.store) for job in jobs)]
+
             def step(batch):
                 metrics = agent.update(batch)
                 made[0] += 1
-                learner.after_update(agent, done_before + made[0])
+                done = done_before + made[0]
+                if done % cfg.loop.publish_every == 0:
+                    # a non-finite update poisons every later one: checking the update that
+                    # publishes keeps a damaged actor from the collectors
+                    check_finite_losses(metrics, stage=STAGE, update=updates_before + done, stores=stores)
+                learner.after_update(agent, done)
                 return metrics
 
             resumable_updates(
                 stage=STAGE, out=out, updates=updates, agent=agent, cfg=cfg, logger=logger, frames=frames,
-                updates_before=updates_before, step=step, stores=[*replay, *(str(job.store) for job in jobs)],
+                updates_before=updates_before, step=step, stores=stores,
                 make_batches=lambda done: learner_batches(learner, done, cfg, replay, shared,
                                                           batch_seed(seed, iteration, 2), ctx.device),
             )

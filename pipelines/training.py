@@ -173,7 +173,8 @@ def resumable_updates(
     recorded it as done) never redoes its updates. `make_batches(done)` returns the batch stream
     of a stage that has done `done` updates (seeded by it: a resumed stage draws fresh windows).
     Returns the number of updates this call made. A non-finite loss raises `NonFiniteLossError`
-    naming the update and `stores` (the replay's) before the update is counted or saved.
+    naming the first bad update and `stores` (the replay's) before anything from it is logged or
+    saved (losses are checked at each log or checkpoint, so the device never waits per update).
     """
     from dreamer_pipeline.models import checkpoint as ckpt
 
@@ -197,14 +198,22 @@ def resumable_updates(
     if done < updates:
         stream = iter(make_batches(done))
         bar = tqdm(total=updates, initial=done, desc=stage, unit="update", dynamic_ncols=True, mininterval=5)
+        unchecked: list[tuple[int, Mapping[str, Any]]] = []
         while done < updates:
             metrics = step(next(stream))
-            check_finite_losses(metrics, stage=stage, update=updates_before + done + 1, stores=stores)
             done += 1
             made += 1
             bar.update(1)
             window.append(metrics)
-            if done % log_every == 0 or done == updates:
+            unchecked.append((updates_before + done, metrics))
+            logging_now = done % log_every == 0 or done == updates
+            if logging_now or done % cfg.train.checkpoint_every == 0:
+                # checked here, not after every update: reading the losses waits for the device,
+                # and nothing from an update is logged or saved before its check
+                for number, record in unchecked:
+                    check_finite_losses(record, stage=stage, update=number, stores=stores)
+                unchecked.clear()
+            if logging_now:
                 averaged = _mean(window)
                 averaged[f"time/{stage}_updates_per_s"] = made / max(time.time() - started, 1e-9)
                 logger.log(averaged, frames=update_frames(cfg, frames, updates, done, updates_before),
