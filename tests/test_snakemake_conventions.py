@@ -114,11 +114,12 @@ def test_command_line_spellings():
 
 
 def test_config_override_reaches_the_plan(tmp_path):
-    """`--config interleaved=false` on the real Snakefile: the staged rules appear in the plan."""
+    """`--config interleaved=true` on the real Snakefile (config/debug.yaml is staged): the staged
+    actor-critic rule leaves the plan, and the run's config snapshot holds the overrides."""
     result = snakemake(tmp_path, "-n", "--cores", "2", "train_all", "--quiet", "rules",
-                       "--configfile", str(ROOT / "config/small.yaml"), "--config", "interleaved=false", "seeds=[0,1]")
+                       "--configfile", str(ROOT / "config/debug.yaml"), "--config", "interleaved=true", "seeds=[0,1]")
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
-    assert "train_actor_critic" in output
-    snapshot = yaml.safe_load((tmp_path / "results/configs/small.yaml").read_text())
-    assert snapshot["interleaved"] is False and snapshot["seeds"] == [0, 1]
+    assert "train_world_model" in output and "train_actor_critic" not in output
+    snapshot = yaml.safe_load((tmp_path / "results/configs/debug.yaml").read_text())
+    assert snapshot["interleaved"] is True and snapshot["seeds"] == [0, 1]
