@@ -229,6 +229,16 @@ class Step(NamedTuple):
     last_image: np.ndarray | None  # uint8 (N, 64, 64, 1), valid on the rows that ended; None if none did
 
 
+def environment_seeds(seeds: np.ndarray | int, num_envs: int) -> np.ndarray:
+    """One int64 seed per environment: `seeds` as given, or a base seed counted up."""
+    if isinstance(seeds, (int, np.integer)):
+        seeds = int(seeds) + np.arange(num_envs)
+    seeds = np.asarray(seeds, dtype=np.int64)
+    if seeds.shape != (num_envs,):
+        raise ValueError(f"need {num_envs} seeds, got shape {seeds.shape}")
+    return seeds
+
+
 class VectorAtari:
     """N Atari games stepped together in C++ threads, with the paper's protocol.
 
@@ -252,11 +262,7 @@ class VectorAtari:
 
     def reset(self, seeds: np.ndarray | int) -> np.ndarray:
         """Reset every environment; `seeds` is one int per environment (or a base seed)."""
-        if isinstance(seeds, (int, np.integer)):
-            seeds = int(seeds) + np.arange(self.num_envs)
-        seeds = np.asarray(seeds, dtype=np.int64)
-        if seeds.shape != (self.num_envs,):
-            raise ValueError(f"need {self.num_envs} seeds, got shape {seeds.shape}")
+        seeds = environment_seeds(seeds, self.num_envs)
         if seeds.min() < 0 or seeds.max() >= 2**31 - 1:  # ale-py takes int32 seeds
             raise ValueError(f"environment seeds must be in [0, 2**31 - 1), got {seeds.tolist()}")
         obs, _ = self.env.reset(seed=seeds)

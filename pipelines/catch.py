@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .atari import IMAGE_SHAPE, Step
+from .atari import IMAGE_SHAPE, Step, environment_seeds
 
 CELLS = 8
 CELL = IMAGE_SHAPE[0] // CELLS
@@ -55,11 +55,7 @@ class CatchVectorEnv:
         self._drops = np.zeros(num_envs, np.int64)
 
     def reset(self, seeds: np.ndarray | int) -> np.ndarray:
-        if isinstance(seeds, (int, np.integer)):
-            seeds = int(seeds) + np.arange(self.num_envs)
-        seeds = np.asarray(seeds, dtype=np.int64)
-        if seeds.shape != (self.num_envs,):
-            raise ValueError(f"need {self.num_envs} seeds, got shape {seeds.shape}")
+        seeds = environment_seeds(seeds, self.num_envs)
         for i, seed in enumerate(seeds):
             self._rng[i] = np.random.default_rng(int(seed))
             self._start(i)
