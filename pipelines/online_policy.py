@@ -11,6 +11,7 @@ from before a resume, so the learner can hold the ratio from its side too.
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,9 @@ class FollowingPolicy(AgentPolicy):
         self.target_steps, self.share = int(target_steps), float(share)
         self.train_every, self.lead_updates = int(train_every), int(lead_updates)
         self.poll_seconds, self.report_steps, self.wait_timeout = poll_seconds, int(report_steps), wait_timeout
+        # The learner starts its collectors: if it dies (SIGKILL, out of memory), the collector is
+        # re-parented and must stop instead of waiting, lock held, for a learner that never comes.
+        self.learner_pid = os.getppid()
         self.steps = 0  # agent steps taken by this shard's collector, committed ones of earlier runs included
         self.updates_seen = -1  # the learner update count of the loaded actor
         self.waited_seconds = 0.0
@@ -70,6 +74,7 @@ class FollowingPolicy(AgentPolicy):
         self._report()
         deadline = time.monotonic() + self.wait_timeout
         while not self._reload():
+            self._check_learner_alive()
             if time.monotonic() > deadline:
                 raise OnlineLinkError(f"{self.link.actor}: no actor published within {self.wait_timeout:.0f} s")
             time.sleep(self.poll_seconds)
@@ -99,12 +104,18 @@ class FollowingPolicy(AgentPolicy):
         self._report()  # the learner must see our count before it can move on
         started = time.monotonic()
         while self.steps + count > self.allowed_steps():
+            self._check_learner_alive()
             if time.monotonic() - started > self.wait_timeout:
                 raise OnlineLinkError(f"{self.link.learner}: the learner made no progress for "
                                       f"{self.wait_timeout:.0f} s (stuck at {self._learner.get('updates')} updates)")
             time.sleep(self.poll_seconds)
             self._learner = self.link.read_learner()
         self.waited_seconds += time.monotonic() - started
+
+    def _check_learner_alive(self) -> None:
+        if os.getppid() != self.learner_pid:
+            raise OnlineLinkError(f"{self.link.learner}: the learner (pid {self.learner_pid}) that started this "
+                                  "collector has exited; stopping (the committed episodes are kept)")
 
     def _reload(self) -> bool:
         """Load the published actor if it changed; False while none is published."""

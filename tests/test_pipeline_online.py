@@ -141,3 +141,43 @@ def test_online_stage_collects_trains_and_resumes_after_a_kill(tmp_path):
 
     assert read_payload(out)["extra"]["progress"]["updates"] == 16
     assert not subprocess.run(["pgrep", "-f", f"--follow {link.folder}"], capture_output=True).stdout  # no orphans
+
+
+LEARNER_STANDIN = """
+import subprocess, sys, time
+from pathlib import Path
+from dreamer_pipeline.models.agent import Agent
+from dreamer_pipeline.models.config import preset
+from dreamer_pipeline.pipelines.online_link import OnlineLink
+link = OnlineLink.at(Path(sys.argv[1]))
+link.folder.mkdir()
+link.write_plan(train_every=4, lead_updates=2, targets=[10000])
+link.publish_actor(Agent(preset("debug"), num_actions=6), 0)
+link.write_learner(0, 2500)
+subprocess.Popen([sys.executable, "-m", "dreamer_pipeline.pipelines.cli", "collect", "--game", "pong",
+                  "--store", sys.argv[2], "--steps", "10000", "--follow", sys.argv[1], "--follow-shard", "0",
+                  "--no-progress"])
+time.sleep(600)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_collector_stops_when_its_learner_dies(tmp_path):
+    """A learner killed outright (SIGKILL, out of memory) runs no cleanup: its collectors must notice
+    and stop, not wait an hour holding their stores' locks (a rerun would be refused meanwhile)."""
+    link = OnlineLink.at(tmp_path / "online")
+    store = tmp_path / "shard0.zarr"
+    learner = subprocess.Popen([sys.executable, "-c", LEARNER_STANDIN, str(link.folder), str(store)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 90
+    # the collector takes its allowance, (0 updates + 2 lead) * 4 steps, then waits for the learner
+    while link.read_collector(0)["steps"] < 8 and learner.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert link.read_collector(0)["steps"] >= 8, learner.stdout.read1().decode()[-3000:]
+    learner.kill()
+    learner.wait()
+    started = time.monotonic()
+    output = learner.stdout.read().decode()  # EOF once the collector, which shares the pipe, has exited too
+    assert time.monotonic() - started < 30
+    assert "the learner (pid" in output and "has exited" in output, output[-3000:]
+    assert not subprocess.run(["pgrep", "-f", f"--follow {link.folder}"], capture_output=True).stdout
