@@ -229,6 +229,16 @@ class Step(NamedTuple):
     last_image: np.ndarray | None  # uint8 (N, 64, 64, 1), valid on the rows that ended; None if none did
 
 
+def checked_actions(actions: np.ndarray, num_envs: int, num_actions: int) -> np.ndarray:
+    """One integer action in [0, num_actions) per environment, or a ValueError saying what is wrong."""
+    actions = np.asarray(actions)
+    if actions.shape != (num_envs,) or actions.dtype.kind not in "iu":
+        raise ValueError(f"actions must be integers of shape ({num_envs},), got {actions.dtype} {actions.shape}")
+    if actions.size and (actions.min() < 0 or actions.max() >= num_actions):
+        raise ValueError(f"actions must be in [0, {num_actions}), got {actions}")
+    return actions
+
+
 def environment_seeds(seeds: np.ndarray | int, num_envs: int) -> np.ndarray:
     """One int64 seed per environment: `seeds` as given, or a base seed counted up."""
     if isinstance(seeds, (int, np.integer)):
@@ -269,11 +279,7 @@ class VectorAtari:
         return self._images(obs)
 
     def step(self, actions: np.ndarray) -> Step:
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs,) or actions.dtype.kind not in "iu":
-            raise ValueError(f"actions must be integers of shape ({self.num_envs},), got {actions.dtype} {actions.shape}")
-        if actions.size and (actions.min() < 0 or actions.max() >= self.num_actions):
-            raise ValueError(f"actions must be in [0, {self.num_actions}), got {actions}")
+        actions = checked_actions(actions, self.num_envs, self.num_actions)
         obs, reward, terminated, truncated, info = self.env.step(actions.astype(np.int64, copy=False))
         final = info.get("final_obs")
         return Step(

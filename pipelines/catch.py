@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .atari import IMAGE_SHAPE, Step, environment_seeds
+from .atari import IMAGE_SHAPE, Step, checked_actions, environment_seeds
 
 CELLS = 8
 CELL = IMAGE_SHAPE[0] // CELLS
@@ -62,11 +62,7 @@ class CatchVectorEnv:
         return self._render()
 
     def step(self, actions: np.ndarray) -> Step:
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs,) or actions.dtype.kind not in "iu":
-            raise ValueError(f"actions must be integers of shape ({self.num_envs},), got {actions.dtype} {actions.shape}")
-        if actions.size and (actions.min() < 0 or actions.max() >= self.num_actions):
-            raise ValueError(f"actions must be in [0, {self.num_actions}), got {actions}")
+        actions = checked_actions(actions, self.num_envs, self.num_actions)
         move = np.where(actions == 1, -1, np.where(actions == 2, 1, 0))
         self._paddle = np.clip(self._paddle + move, 0, CELLS - 1)
         landed_before = self._ball[:, 0] == CELLS - 1  # shown on the bottom row last step: a new ball now
