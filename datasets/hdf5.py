@@ -1,4 +1,5 @@
-"""Export datasets to Minari's HDF5 layout and import them back, bit-exact.
+"""Export datasets to Minari's HDF5 layout and import them back, bit-exact (the checked reading of a
+file lives in `hdf5_reading.py`).
 
 Layout written by `export_minari(dataset, out_dir)` (Minari 0.5.4, `data_format: "hdf5"`,
 `jpeg_encoding: false`, so `minari.MinariDataset(out_dir / "data")` or `minari.load_dataset(id)`
@@ -40,7 +41,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -48,15 +48,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .dataset import Dataset, open_dataset
-from .minari_spec import (
-    MINARI_VERSION, MinariSpecError, ale_game_of, env_spec_json, full_action_space_of, jpeg_encoded, parse_env_spec,
-    read_observations,
-)
+from .minari_spec import MINARI_VERSION, MinariSpecError, env_spec_json, jpeg_encoded
 from .durable import fsync_all, staged_directory
-from .store import ATTRS_KEY, IMAGE_SHAPE, MAX_CHUNK_STEPS, EpisodeError, StoreWriter, validate_episode
+from .hdf5_reading import (  # noqa: F401  (HDF5Error, safe_name, read_minari_metadata: public here too)
+    METADATA_FILE, MINARI_FILE, HDF5Error, check_stores, episode_names, locate_file, read_episode, read_metadata,
+    read_minari_metadata, read_provenance, safe_name,
+)
+from .store import ATTRS_KEY, IMAGE_SHAPE, EpisodeError, StoreWriter, validate_episode
 
-MINARI_FILE = "main_data.hdf5"
-METADATA_FILE = "metadata.json"
 MINARI_LAYOUT_VERSION = MINARI_VERSION  # the first Minari release that reads our export (minari_spec.py)
 # An import is staged as a whole (it appears complete or not at all), so it commits in batches of
 # about this many steps rather than per episode: each commit costs three rounds of fsync.
@@ -66,22 +65,6 @@ EXPORT_VERSION = 1
 # Store attributes the writer manages itself; the rest is restored from the export.
 _MANAGED = ("format", "format_version", "committed_steps", "committed_episodes", "reward_free", "chunk_steps",
             "scalar_chunk_steps")
-
-
-class HDF5Error(ValueError):
-    """An HDF5 file or directory that is not a (readable) Minari-layout dataset."""
-
-
-_SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
-_EPISODE_NAME = re.compile(r"episode_([0-9]+)")
-
-
-def safe_name(name: Any, where: str) -> str:
-    """`name` if it is exactly one harmless path component, else one HDF5Error naming `where`."""
-    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or name in (".", ".."):
-        raise HDF5Error(f"{where}: the store name {name!r} is not a plain name (letters, digits, '.', '_', '-'; "
-                        "not '.' or '..'); refusing to use it as a path")
-    return name
 
 
 def export_minari(
@@ -212,8 +195,8 @@ def import_minari(
     """
     import h5py
 
-    file_path = _locate(Path(source))
-    metadata = _read_metadata(file_path)
+    file_path = locate_file(Path(source))
+    metadata = read_metadata(file_path)
     store_path = Path(store_path)
     try:
         jpeg = jpeg_encoded(metadata)
@@ -224,10 +207,10 @@ def import_minari(
     except OSError as error:
         raise HDF5Error(f"{file_path}: not a readable HDF5 file ({error})") from None
     with file:
-        names = _episode_names(file_path, file.keys())
-        provenance = _read_provenance(file_path, file, metadata, action_set, attrs)
+        names = episode_names(file_path, file.keys())
+        provenance = read_provenance(file_path, file, metadata, action_set, attrs)
         reward_free = provenance["reward_free"]
-        stores = _check_stores(file_path, provenance["stores"], len(names))
+        stores = check_stores(file_path, provenance["stores"], len(names))
         if store_path.exists():
             raise HDF5Error(f"{store_path}: already exists; import into a new store path")
         single = len(stores) == 1
@@ -249,7 +232,7 @@ def import_minari(
                     pending: list[tuple[str, dict]] = []
                     conversions: list[str] = []
                     for episode_name in names[first : first + count]:
-                        episode, steps = _read_episode(file_path, file[episode_name], episode_name, reward_free, jpeg,
+                        episode, steps = read_episode(file_path, file[episode_name], episode_name, reward_free, jpeg,
                                                        convert)
                         conversions = conversions or steps
                         pending.append((episode_name, episode))
@@ -295,207 +278,8 @@ def _optional_metadata(data: Dataset, author, author_email, code_permalink) -> d
     return out
 
 
-def read_minari_metadata(source: str | os.PathLike) -> dict[str, Any]:
-    """The metadata.json beside a Minari dataset's main_data.hdf5 ({} if there is none)."""
-    return _read_metadata(_locate(Path(source)))
-
-
 def _default_id(data: Dataset) -> str:
     game = (data.games[0] if len(data.games) == 1 else "mixed").lower()
     name = data.name.removesuffix(".zarr").replace(".zarr+", "+")
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "dataset"
     return f"dreamer-pipeline/{game}/{name}-v0"
-
-
-def _locate(source: Path) -> Path:
-    if source.is_file():
-        return source
-    for candidate in (source / MINARI_FILE, source / "data" / MINARI_FILE):
-        if candidate.is_file():
-            return candidate
-    raise HDF5Error(f"{source}: no {MINARI_FILE} here or in {source / 'data'} (expected a Minari-layout dataset)")
-
-
-def _read_metadata(file_path: Path) -> dict[str, Any]:
-    path = file_path.parent / METADATA_FILE
-    if not path.is_file():
-        return {}
-    try:
-        metadata = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise HDF5Error(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(metadata, dict):
-        raise HDF5Error(f"{path}: holds a JSON {type(metadata).__name__}, not an object")
-    return metadata
-
-
-def _foreign_provenance(file_path: Path, metadata: dict[str, Any], action_set: dict[str, Any] | None,
-                        attrs: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Attributes for a Minari dataset we did not write: the action count comes from its metadata,
-    what the actions mean from `action_set` or its `env_spec` (never from the count alone)."""
-    try:
-        space = json.loads(metadata["action_space"])
-        assert space["type"] == "Discrete"
-        num_actions, start = int(space["n"]), int(space.get("start", 0))
-        assert start == 0
-    except Exception:
-        raise HDF5Error(
-            f"{file_path}: neither dreamer-pipeline provenance nor a metadata.json with a Discrete action_space "
-            "(starting at 0); cannot tell what the actions mean"
-        ) from None
-    try:
-        spec = parse_env_spec(metadata)
-    except MinariSpecError as error:
-        raise HDF5Error(f"{file_path.parent / METADATA_FILE}: {error}") from None
-    dataset_id = str(metadata.get("dataset_id", file_path.parent.parent.name))
-    if action_set is None:
-        action_set = {"full": full_action_space_of(spec), "ids": list(range(num_actions)), "meanings": []}
-    elif len(action_set["ids"]) != num_actions:
-        raise HDF5Error(f"{file_path}: the action space has {num_actions} actions, but the action set given for it "
-                        f"has {len(action_set['ids'])} ({action_set.get('meanings')})")
-    store_attrs = {
-        "game": ale_game_of(spec) or dataset_id,
-        "action_set": action_set,
-        "policy": {"kind": "import", "dataset_id": dataset_id, "algorithm": metadata.get("algorithm_name")},
-        "env": {},
-        **({"env_spec": spec} if spec else {}),
-        **dict(attrs or {}),
-    }
-    name = dataset_id.rstrip("/").rsplit("/", 1)[-1]  # one store: never a path
-    return {"reward_free": False, "stores": [{"name": name, "attrs": store_attrs}]}
-
-
-def _episode_names(file_path: Path, keys) -> list[str]:
-    """The `episode_<i>` groups in order of i; any other `episode_*` name is an error."""
-    numbered = {}
-    for key in keys:
-        if not key.startswith("episode_"):
-            continue  # Minari keeps nothing else at the root; tolerate foreign extras
-        match = _EPISODE_NAME.fullmatch(key)
-        if match is None:
-            raise HDF5Error(f"{file_path}: unexpected group {key!r}; episodes are named episode_<number>")
-        index = int(match.group(1))
-        if index in numbered:
-            raise HDF5Error(f"{file_path}: groups {numbered[index]!r} and {key!r} number the same episode")
-        numbered[index] = key
-    if not numbered:
-        raise HDF5Error(f"{file_path}: holds no episode_<i> groups; not a Minari-layout dataset")
-    return [numbered[index] for index in sorted(numbered)]
-
-
-def _read_provenance(file_path: Path, file: Any, metadata: dict[str, Any], action_set: dict[str, Any] | None,
-                     attrs: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Our provenance (from the HDF5 attributes, else metadata.json), or a foreign dataset's."""
-    raw = file.attrs.get(ATTRS_KEY)
-    if raw is not None:
-        try:
-            provenance = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise HDF5Error(f"{file_path}: the '{ATTRS_KEY}' attribute is not valid JSON ({error})") from None
-    else:
-        provenance = metadata.get(ATTRS_KEY)
-    if provenance is None:
-        return _foreign_provenance(file_path, metadata, action_set, attrs)
-    where = f"{file_path}: the '{ATTRS_KEY}' provenance"
-    if not isinstance(provenance, dict):
-        raise HDF5Error(f"{where} is a {type(provenance).__name__}, not an object")
-    if not isinstance(provenance.get("stores"), list) or not provenance["stores"]:
-        raise HDF5Error(f"{where} has no 'stores' list")
-    if not isinstance(provenance.get("reward_free", False), bool):
-        raise HDF5Error(f"{where}: reward_free must be true or false, got {provenance.get('reward_free')!r}")
-    return {**provenance, "reward_free": bool(provenance.get("reward_free", False))}
-
-
-def _check_stores(file_path: Path, stores: list, episodes: int) -> list[dict[str, Any]]:
-    """Validated store records: a safe name, attributes, an episode range inside the file, chunk steps."""
-    checked, covered = [], 0
-    for index, record in enumerate(stores):
-        where = f"{file_path}: provenance store {index}"
-        if not isinstance(record, dict) or not isinstance(record.get("attrs"), dict):
-            raise HDF5Error(f"{where} is not an object with an 'attrs' object")
-        name = record.get("name")
-        if len(stores) > 1:  # each store becomes STORE/<name>: the name must be one harmless component
-            name = safe_name(name, where)
-        first = record.get("first_episode", 0 if len(stores) == 1 else None)
-        count = record.get("episodes", episodes if len(stores) == 1 else None)
-        for key, value in (("first_episode", first), ("episodes", count)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise HDF5Error(f"{where}: {key} must be a non-negative integer, got {value!r}")
-        if first + count > episodes or count == 0:
-            raise HDF5Error(f"{where}: episodes {first}..{first + count - 1} are not among the file's "
-                            f"{episodes} episodes")
-        chunk_steps = record["attrs"].get("chunk_steps", 64)
-        if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, int) or not 1 <= chunk_steps <= MAX_CHUNK_STEPS:
-            raise HDF5Error(f"{where}: chunk_steps must be an integer from 1 to {MAX_CHUNK_STEPS}, got {chunk_steps!r}")
-        covered += count
-        checked.append({**record, "name": name, "first_episode": first, "episodes": count, "chunk_steps": chunk_steps})
-    if covered != episodes:
-        raise HDF5Error(f"{file_path}: the provenance's stores cover {covered} episodes, the file holds {episodes}")
-    return checked
-
-
-def _read_episode(file_path: Path, group: Any, name: str, reward_free: bool, jpeg: bool = False,
-                  convert: Callable | None = None) -> tuple[dict[str, np.ndarray], list[str]]:
-    where = f"{file_path}: {name}"
-    steps_done: list[str] = []
-    try:
-        observations = read_observations(group["observations"], jpeg, where)
-        if convert is not None:
-            observations, steps_done = convert(observations)
-        actions = group["actions"][()]
-        rewards = group["rewards"][()]
-        terminations = group["terminations"][()]
-        truncations = group["truncations"][()]
-    except KeyError as error:
-        raise HDF5Error(f"{where}: missing dataset {error}; expected observations, actions, rewards, terminations, truncations") from None
-    except MinariSpecError as error:
-        raise HDF5Error(str(error)) from None
-    except (TypeError, AttributeError, ValueError):
-        raise HDF5Error(f"{where}: is not a group of datasets") from None
-    except OSError as error:  # h5py: a damaged dataset or filter
-        raise HDF5Error(f"{where}: cannot be read ({error})") from None
-    steps = len(actions)
-    if observations.ndim == 3:
-        observations = observations[..., None]
-    if observations.shape != (steps + 1, *IMAGE_SHAPE) or observations.dtype != np.uint8:
-        raise HDF5Error(
-            f"{where}: observations are {observations.dtype} {observations.shape}; expected uint8 "
-            f"{(steps + 1, *IMAGE_SHAPE)} (one more frame than the {steps} actions)"
-            + ("" if convert is not None or observations.shape[1:] == IMAGE_SHAPE else
-               "; Atari screens of another size or colour import with `dreamer-pipeline import-minari-atari`, "
-               "which converts them explicitly")
-        )
-    for key, value in (("actions", actions), ("rewards", rewards), ("terminations", terminations), ("truncations", truncations)):
-        if value.shape != (steps,):
-            raise HDF5Error(f"{where}: {key} has shape {value.shape}; expected ({steps},)")
-    if not np.issubdtype(actions.dtype, np.integer) or (steps and (actions.min() < 0 or actions.max() > np.iinfo(np.int32).max)):
-        raise HDF5Error(f"{where}: actions must be non-negative integers (a Discrete action space)")
-    if terminations[:-1].any() or truncations[:-1].any():
-        raise HDF5Error(f"{where}: terminations/truncations set before the last step")
-    length = steps + 1
-    is_first = np.zeros(length, bool)
-    is_first[0] = True
-    is_last = np.zeros(length, bool)
-    is_last[-1] = True
-    is_terminal = np.zeros(length, bool)
-    is_terminal[1:] = terminations.astype(bool)
-    is_terminal[0] |= bool(group.attrs.get("dreamer_pipeline_terminal_at_reset", False))
-    episode = {
-        "image": np.ascontiguousarray(observations),
-        "action": np.concatenate([[0], actions]).astype(np.int32),
-        "is_first": is_first,
-        "is_last": is_last,
-        "is_terminal": is_terminal,
-    }
-    if reward_free:
-        if not np.all(np.isnan(rewards)):
-            raise HDF5Error(f"{where}: flagged reward-free but holds non-NaN rewards")
-    else:
-        if not np.issubdtype(rewards.dtype, np.number):
-            raise HDF5Error(f"{where}: rewards are {rewards.dtype}, not numbers")
-        bad = np.flatnonzero(~np.isfinite(rewards.astype(np.float64)))
-        if len(bad):
-            raise HDF5Error(f"{where}: rewards hold {len(bad)} non-finite values (NaN or inf), first at transition "
-                            f"{int(bad[0])}; a reward-free dataset must be flagged so (all rewards NaN)")
-        episode["reward"] = np.concatenate([[0.0], rewards]).astype(np.float32)
-    return episode, steps_done
