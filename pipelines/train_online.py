@@ -153,10 +153,22 @@ class OnlineLearner:
 
     # ---- the growing replay ----
     def committed_steps(self) -> tuple[int, ...]:
-        from dreamer_pipeline.datasets.store import ExperienceStore
+        return tuple(self._committed(job) for job in self.jobs)
 
-        return tuple(ExperienceStore(job.store).num_steps if (job.store / "zarr.json").exists() else 0
-                     for job in self.jobs)
+    @staticmethod
+    def _committed(job: "CollectorJob") -> int:
+        from dreamer_pipeline.datasets.store import ExperienceStore, StoreError
+
+        if not (job.store / "zarr.json").exists():
+            return 0
+        try:
+            return ExperienceStore(job.store).num_steps
+        except StoreError:
+            # a running collector creates its store in several writes (zarr.json before the
+            # attributes): nothing is committed yet. Once it has exited, the error stands.
+            if job.process is not None and job.process.poll() is None:
+                return 0
+            raise
 
     def stores(self) -> list[str]:
         return [str(job.store) for job in self.jobs if (job.store / "zarr.json").exists()]
