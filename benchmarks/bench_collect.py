@@ -3,7 +3,7 @@
 For each environment count, alternately (so both see the same machine load):
 - raw: ale-py's `AtariVectorEnv` with the paper's settings (`make_vector_env`), stepping uniform
   random actions, nothing stored;
-- collector: `pipelines.collector.collect` with the random policy, writing whole episodes to a
+- collector: `pipelines.acting.collector.collect` with the random policy, writing whole episodes to a
   fresh zarr store (episode buffers, validation, compression, commits).
 
 Reported: agent steps/s of each (medians over --repeats), their ratio (collector / raw; 1.0 means
@@ -57,7 +57,7 @@ INTEGRITY_VARIANTS = {  # name -> (checksum, fsync)
 
 
 def raw_steps_per_second(game: str, envs: int, steps: int, seed: int) -> float:
-    from dreamer_pipeline.pipelines.atari import EnvConfig, make_vector_env, resolve_game
+    from dreamer_pipeline.pipelines.envs.atari import EnvConfig, make_vector_env, resolve_game
 
     env = make_vector_env(resolve_game(game)[1], envs, EnvConfig())
     env.reset(seed=np.arange(seed, seed + envs))
@@ -74,7 +74,7 @@ def raw_steps_per_second(game: str, envs: int, steps: int, seed: int) -> float:
 
 def collector_run(game: str, envs: int, steps: int, seed: int, root: Path, checksum: bool = True,
                   fsync: bool = True) -> dict:
-    from dreamer_pipeline.pipelines.collector import collect
+    from dreamer_pipeline.pipelines.acting.collector import collect
 
     path = root / f"{game}-{envs}-{seed}-{checksum}-{fsync}.zarr"
     result = collect(path, game, steps, num_envs=envs, seed=seed, progress=False, checksum=checksum, fsync=fsync)

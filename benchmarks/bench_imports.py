@@ -29,7 +29,7 @@ import numpy as np
 
 
 def dqn_files(folder: Path, entries: int, seed: int = 0) -> None:
-    from dreamer_pipeline.pipelines.atari import EnvConfig, make_vector_env
+    from dreamer_pipeline.pipelines.envs.atari import EnvConfig, make_vector_env
 
     env = make_vector_env("pong", 1, EnvConfig(noop_max=0), num_threads=1, screen=(84, 84))
     rng = np.random.default_rng(seed)
@@ -61,7 +61,7 @@ def dqn_files(folder: Path, entries: int, seed: int = 0) -> None:
 
 def bench_dqn(entries: int, repeats: int) -> dict:
     from dreamer_pipeline.datasets.dqn_replay import import_dqn_replay
-    from dreamer_pipeline.pipelines.dqn_replay_command import dqn_replay_attrs
+    from dreamer_pipeline.pipelines.data_commands.dqn_replay_command import dqn_replay_attrs
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "Pong/1/replay_logs"
@@ -86,7 +86,7 @@ def bench_minari(steps: int, repeats: int) -> dict:
 
     from dreamer_pipeline.datasets.frames import to_store_frames
     from dreamer_pipeline.datasets.hdf5 import import_minari
-    from dreamer_pipeline.pipelines.minari_env import ale_identity, minari_protocol
+    from dreamer_pipeline.pipelines.data_commands.minari_env import ale_identity, minari_protocol
     from dreamer_pipeline.datasets.hdf5 import read_minari_metadata
 
     gym.register_envs(ale_py)
@@ -133,10 +133,10 @@ def bench_video(steps: int, preset: str) -> dict:
 
     from dreamer_pipeline.models.config import preset as agent_preset
     from dreamer_pipeline.pipelines.agent_io import build_agent
-    from dreamer_pipeline.pipelines.agent_policy import AgentPolicy
-    from dreamer_pipeline.pipelines.atari import EnvConfig, VectorAtari
-    from dreamer_pipeline.pipelines.episode_video import record_episodes
-    from dreamer_pipeline.pipelines.evaluate import run_episodes
+    from dreamer_pipeline.pipelines.acting.agent_policy import AgentPolicy
+    from dreamer_pipeline.pipelines.envs.atari import EnvConfig, VectorAtari
+    from dreamer_pipeline.pipelines.acting.episode_video import record_episodes
+    from dreamer_pipeline.pipelines.stages.evaluate import run_episodes
 
     torch.set_num_threads(1)
     config = dataclasses.replace(EnvConfig(), max_episode_steps=steps)

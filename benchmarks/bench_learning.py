@@ -84,9 +84,9 @@ class LoadSampler(threading.Thread):
 
 
 def random_returns(cfg, game: str, episodes: int, seed: int) -> list[float]:
-    from dreamer_pipeline.pipelines.collector import vector_env
-    from dreamer_pipeline.pipelines.evaluate import evaluation_env_config, run_episodes
-    from dreamer_pipeline.pipelines.policy import RandomPolicy
+    from dreamer_pipeline.pipelines.acting.collector import vector_env
+    from dreamer_pipeline.pipelines.stages.evaluate import evaluation_env_config, run_episodes
+    from dreamer_pipeline.pipelines.acting.policy import RandomPolicy
 
     envs = min(episodes, max(1, cfg.evaluate.envs))
     with vector_env(game, envs, evaluation_env_config(cfg)) as env:
@@ -105,7 +105,7 @@ def read_curve(run_dir: Path) -> list[dict]:
 
 
 def published(game: str, frames: int) -> float | None:
-    from dreamer_pipeline.pipelines.reference_curves import reference_curve, reference_games
+    from dreamer_pipeline.pipelines.scores.reference_curves import reference_curve, reference_games
 
     if game not in reference_games():
         return None

@@ -26,8 +26,8 @@ import numpy as np
 
 
 def collect_data(folder: Path, game: str, steps: int, seed: int, max_episode_steps: int) -> Path:
-    from dreamer_pipeline.pipelines.atari import EnvConfig
-    from dreamer_pipeline.pipelines.collector import collect
+    from dreamer_pipeline.pipelines.envs.atari import EnvConfig
+    from dreamer_pipeline.pipelines.acting.collector import collect
 
     path = folder / f"{game}_{seed}.zarr"
     collect(path, game, steps, num_envs=2, seed=seed, env_config=EnvConfig(max_episode_steps=max_episode_steps),
@@ -80,7 +80,7 @@ def main() -> None:
     from dreamer_pipeline.datasets.dataset import open_dataset
     from dreamer_pipeline.models.config import preset
     from dreamer_pipeline.pipelines.agent_io import build_agent
-    from dreamer_pipeline.pipelines.pretrain_world_model import reward_free_agent_config
+    from dreamer_pipeline.pipelines.stages.pretrain_world_model import reward_free_agent_config
 
     torch.set_num_threads(args.threads)
     started = time.time()

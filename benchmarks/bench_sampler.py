@@ -58,7 +58,7 @@ def real_episodes(game: str, steps: int, cache_dir: Path) -> list[np.ndarray]:
     cache = cache_dir / f"{game}-{steps}.npz"
     if not cache.exists():
         from dreamer_pipeline.datasets.store import ExperienceStore
-        from dreamer_pipeline.pipelines.collector import collect
+        from dreamer_pipeline.pipelines.acting.collector import collect
 
         cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:

@@ -63,7 +63,7 @@ def episodes_of(game: str, steps: int, envs: int, cache_dir: Path) -> list[np.nd
         data = np.load(cache)
         return np.split(data["image"], data["boundaries"])
     from dreamer_pipeline.datasets.store import ExperienceStore
-    from dreamer_pipeline.pipelines.collector import collect
+    from dreamer_pipeline.pipelines.acting.collector import collect
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

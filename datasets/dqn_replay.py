@@ -97,7 +97,7 @@ def import_dqn_replay(
 ) -> ImportReport:
     """Stream checkpoint files `checkpoints` (default: all, in order) of `source` into `store_path`.
 
-    `attrs` are the store's provenance (game, env, action_set, ...: see pipelines/dqn_replay_command.py);
+    `attrs` are the store's provenance (game, env, action_set, ...: see pipelines/data_commands/dqn_replay_command.py);
     this adds `imported_from`. Returns what was read, written and left out.
     """
     source = Path(source)

@@ -408,7 +408,7 @@ class StoreWriter:
         Committing several episodes at once amortises the commit's file replacements (each chunk
         holding the end of the data, each array's metadata and the group's attributes, each
         fsynced), which cost far more than the data on a journaling file system (see
-        pipelines/collector.py).
+        pipelines/acting/collector.py).
         """
         self._check_open()
         lengths = [validate_episode(episode, self.reward_free) for episode in episodes]  # all, before any write

@@ -25,8 +25,8 @@ from .run_layout import RunLayout
 
 
 def check_game(game: str) -> None:
-    """Raise `ConfigError` unless `game` is the canonical name of an Atari game (pipelines.atari)."""
-    from .atari import resolve_game
+    """Raise `ConfigError` unless `game` is the canonical name of an Atari game (pipelines.envs.atari)."""
+    from .envs.atari import resolve_game
 
     try:
         canonical, _ = resolve_game(game)
@@ -47,14 +47,14 @@ def _check_agent(cfg: PipelineConfig):
 
 
 def _check_env(cfg: PipelineConfig) -> None:
-    from .atari import EnvConfig
+    from .envs.atari import EnvConfig
 
     override(EnvConfig(), cfg.env, "env")
 
 
 def _check_trackers(cfg: PipelineConfig) -> None:
     """A tracker whose extra is missing fails here, before any job starts, not in the first stage."""
-    from .trackers import TrackerError, require_backend
+    from .tracking.trackers import TrackerError, require_backend
 
     for name in cfg.logging.backends:
         try:

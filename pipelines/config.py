@@ -134,7 +134,7 @@ class EvaluateConfig:
     episodes: int = 10
     envs: int = 10  # episodes run in parallel environments, acted on in one batch (at most `episodes`)
     max_steps: int = 0  # cap on agent steps per episode; 0 = the environment's own time limit
-    video: bool = True  # one more greedy episode, recorded as iter{k}/episode.mp4 (pipelines/episode_video.py)
+    video: bool = True  # one more greedy episode, recorded as iter{k}/episode.mp4 (pipelines/acting/episode_video.py)
     device: str = "auto"  # where the actor runs: "auto" = the GPU if there is one, else the CPU
 
     def validate(self) -> None:
@@ -176,7 +176,7 @@ class AgentSection:
 
 @dataclass
 class LoggingConfig:
-    """Where metrics go (pipelines/trackers.py). Every backend gets the same keys against frames."""
+    """Where metrics go (pipelines/tracking/trackers.py). Every backend gets the same keys against frames."""
 
     backends: list[str] = field(default_factory=lambda: ["jsonl", "tensorboard"])  # also: wandb, mlflow
     project: str = "dreamer-pipeline"  # the W&B project and the MLflow experiment
@@ -185,7 +185,7 @@ class LoggingConfig:
     mlflow_tracking_uri: str = ""  # "" = $MLFLOW_TRACKING_URI or MLflow's default (./mlruns)
 
     def validate(self) -> None:
-        from .trackers import check_backends
+        from .tracking.trackers import check_backends
 
         check_backends(self.backends)
         if self.wandb_mode not in ("online", "offline", "disabled"):
@@ -234,7 +234,7 @@ class PipelineConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     pretrain: PretrainConfig | None = None
-    env: dict[str, Any] = field(default_factory=dict)  # overrides of pipelines.atari.EnvConfig
+    env: dict[str, Any] = field(default_factory=dict)  # overrides of pipelines.envs.atari.EnvConfig
     agent: AgentSection = field(default_factory=AgentSection)
     paths: PathsConfig = field(default_factory=PathsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)

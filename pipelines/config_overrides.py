@@ -4,7 +4,7 @@ Snakemake parses a command-line value with `int`, `float`, the literals `True`/`
 BaseLoader, which leaves every scalar a string: `interleaved=false` arrives as `'false'`,
 `seeds=[0,1]` as `['0', '1']`, `train={batch_size: 8}` as `{'batch_size': '8'}`, `variant=2`
 as the int 2. `type_overrides(overrides)` turns each leaf into the type the schema declares for
-its key: `PipelineConfig`'s fields, `env.*` by `pipelines.atari.EnvConfig` and
+its key: `PipelineConfig`'s fields, `env.*` by `pipelines.envs.atari.EnvConfig` and
 `agent.overrides.*` by `models.config.AgentConfig`. Only command-line values are converted;
 configuration files stay strict (a quoted `"false"` in YAML is still an error).
 
@@ -65,7 +65,7 @@ def _field_type(schema: Any, key: str, path: str) -> Any:
     if key not in hints:
         return Any
     if path == "env":
-        from .atari import EnvConfig
+        from .envs.atari import EnvConfig
 
         return EnvConfig
     if path == "agent.overrides":

@@ -1,4 +1,4 @@
-"""The Atari protocol of pipelines/atari.py against gymnasium's reference preprocessing, on real ALE.
+"""The Atari protocol of pipelines/envs/atari.py against gymnasium's reference preprocessing, on real ALE.
 
 Parity: ale-py's C++ vector env (our settings, sticky actions and no-ops off so that both sides are
 deterministic) against one gymnasium `ALE/<Game>-v5` (frameskip=1, repeat_action_probability=0)
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dreamer_pipeline.pipelines.atari import (
+from dreamer_pipeline.pipelines.envs.atari import (
     EnvConfig,
     UnknownGameError,
     VectorAtari,

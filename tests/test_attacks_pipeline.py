@@ -181,10 +181,10 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path
 
     from dreamer_pipeline.datasets.dataset import open_dataset
     from dreamer_pipeline.pipelines.agent_io import build_agent, read_payload
-    from dreamer_pipeline.pipelines.loss_guard import NonFiniteLossError
-    from dreamer_pipeline.pipelines.metrics import MetricsLogger
+    from dreamer_pipeline.pipelines.stages.loss_guard import NonFiniteLossError
+    from dreamer_pipeline.pipelines.tracking.metrics import MetricsLogger
     from dreamer_pipeline.pipelines.run_layout import partial_checkpoint
-    from dreamer_pipeline.pipelines.training import batches, resumable_updates, setup
+    from dreamer_pipeline.pipelines.stages.training import batches, resumable_updates, setup
 
     config = tmp_path / "config.yaml"
     data = yaml.safe_load((ROOT / "config/debug.yaml").read_text())

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from dreamer_pipeline.datasets.store import ExperienceStore, StoreError
-from dreamer_pipeline.pipelines.atari import EnvConfig, VectorAtari
-from dreamer_pipeline.pipelines.collector import CollectError, EpisodeBuffer, collect
-from dreamer_pipeline.pipelines.policy import Policy, RandomPolicy
+from dreamer_pipeline.pipelines.envs.atari import EnvConfig, VectorAtari
+from dreamer_pipeline.pipelines.acting.collector import CollectError, EpisodeBuffer, collect
+from dreamer_pipeline.pipelines.acting.policy import Policy, RandomPolicy
 
 # Sticky actions and no-ops off: the emulator is deterministic, so stored episodes can be replayed.
 DETERMINISTIC = EnvConfig(sticky_action_probability=0.0, noop_max=0, max_episode_steps=150)

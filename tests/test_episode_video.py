@@ -7,9 +7,9 @@ import dataclasses
 
 import numpy as np
 
-from dreamer_pipeline.pipelines.atari import EnvConfig, VectorAtari
-from dreamer_pipeline.pipelines.episode_video import FPS, canvas_size, record_episodes
-from dreamer_pipeline.pipelines.policy import RandomPolicy
+from dreamer_pipeline.pipelines.envs.atari import EnvConfig, VectorAtari
+from dreamer_pipeline.pipelines.acting.episode_video import FPS, canvas_size, record_episodes
+from dreamer_pipeline.pipelines.acting.policy import RandomPolicy
 
 
 def test_video_holds_every_step_and_returns_match_a_plain_run(tmp_path):

@@ -1,6 +1,6 @@
 """The agent learns a pixel game end to end: the real collector, store, sampler, agent and evaluation.
 
-Catch (`pipelines/catch.py`): a ball falls towards the bottom row of an 8x8 board of 8x8-pixel
+Catch (`pipelines/envs/catch.py`): a ball falls towards the bottom row of an 8x8 board of 8x8-pixel
 cells and the paddle must be under it when it lands (+1, else -1; 10 balls per episode). In
 `catch-1` every ball appears one row above the paddle's row and at most one column away, so one
 move decides each ball: the uniform random policy scores about -2.3, the best policy +10. The loop
@@ -23,10 +23,10 @@ from dreamer_pipeline.datasets.dataset import open_dataset
 from dreamer_pipeline.datasets.sampler import SequenceSampler
 from dreamer_pipeline.models.agent import Agent
 from dreamer_pipeline.models.config import preset
-from dreamer_pipeline.pipelines.agent_policy import AgentPolicy
-from dreamer_pipeline.pipelines.collector import collect, vector_env
-from dreamer_pipeline.pipelines.evaluate import run_episodes
-from dreamer_pipeline.pipelines.policy import RandomPolicy
+from dreamer_pipeline.pipelines.acting.agent_policy import AgentPolicy
+from dreamer_pipeline.pipelines.acting.collector import collect, vector_env
+from dreamer_pipeline.pipelines.stages.evaluate import run_episodes
+from dreamer_pipeline.pipelines.acting.policy import RandomPolicy
 
 # The `small` preset with the CPU recipe's faster world model (config/boxing_cpu.yaml), a learning
 # rate and imagination sized to a 2-minute budget: Catch's rewards come one step after the action

@@ -2,7 +2,7 @@
 
 Issue 7's Boxing run failed because the reward head never left predict-zero: the representation
 collapsed onto the prior early (KL near 0) and never encoded what a reward looks like. Here the
-world model trains on random-policy Catch (`pipelines/catch.py`, balls falling 7 rows: a miss, -1,
+world model trains on random-policy Catch (`pipelines/envs/catch.py`, balls falling 7 rows: a miss, -1,
 on about one step in nine, and a catch, +1, on 1.6% of steps, as rare as Boxing's punches) through
 the real collector, store and sampler, and its reward head is then read on a held-out store: it
 must tell catches from misses from nothing-happened. With the recipe's world model (seed 0) the
@@ -22,7 +22,7 @@ from dreamer_pipeline.datasets.dataset import open_dataset
 from dreamer_pipeline.datasets.sampler import SequenceSampler
 from dreamer_pipeline.models.agent import Agent
 from dreamer_pipeline.models.config import preset
-from dreamer_pipeline.pipelines.collector import collect
+from dreamer_pipeline.pipelines.acting.collector import collect
 
 # the CPU recipe's world model (config/boxing_cpu.yaml)
 RECIPE = {"world_model": {"free_nats": 1.0, "kl_scale": 0.6, "kl_balance": 0.833, "reward_scale": 10.0,

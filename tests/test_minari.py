@@ -71,7 +71,7 @@ def test_raw_frames_under_a_jpeg_default_are_one_clear_error(tmp_path):
 
 def test_action_set_comes_from_env_spec_not_from_the_count(tmp_path):
     """Centipede's minimal action set has all 18 actions: still the minimal set, not the full one."""
-    from dreamer_pipeline.pipelines.minari_env import ale_identity
+    from dreamer_pipeline.pipelines.data_commands.minari_env import ale_identity
 
     spec = {"id": "ALE/Centipede-v5", "kwargs": {"game": "centipede", "full_action_space": False}}
     minimal = ale_identity({"env_spec": json.dumps(spec)})["action_set"]

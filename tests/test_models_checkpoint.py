@@ -15,8 +15,8 @@ from dreamer_pipeline.models.checkpoint import (
     save_checkpoint,
 )
 from dreamer_pipeline.models.config import preset
-from dreamer_pipeline.pipelines.agent_policy import AgentPolicy, load_agent_policy
-from dreamer_pipeline.pipelines.policy import Policy
+from dreamer_pipeline.pipelines.acting.agent_policy import AgentPolicy, load_agent_policy
+from dreamer_pipeline.pipelines.acting.policy import Policy
 
 from test_models_units import make_batch
 

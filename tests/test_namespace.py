@@ -33,7 +33,7 @@ def test_a_regular_datasets_package_wins_in_the_repository_root(tmp_path):
         "import datasets, models, pipelines; "
         "assert datasets.IS_HUGGING_FACE_STAND_IN and models.IS_STAND_IN and pipelines.IS_STAND_IN; "
         "from dreamer_pipeline.datasets.store import ExperienceStore; "
-        "from dreamer_pipeline.pipelines.scores import atari55; assert len(atari55()) == 55; print('ok')",
+        "from dreamer_pipeline.pipelines.scores.normalised import atari55; assert len(atari55()) == 55; print('ok')",
         cwd=ROOT, pythonpath=tmp_path / "site",
     )
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
@@ -64,7 +64,7 @@ def test_a_wheel_install_imports_and_reads_its_package_data(tmp_path):
     assert install.returncode == 0, install.stderr[-3000:]
     assert not any((target / name).exists() for name in ("datasets", "models", "pipelines"))
     result = python(
-        "import dreamer_pipeline.datasets.store as store, dreamer_pipeline.pipelines.atari as atari; "
+        "import dreamer_pipeline.datasets.store as store, dreamer_pipeline.pipelines.envs.atari as atari; "
         "print(store.__file__); print(len(atari.paper_games()))",
         cwd=tmp_path, pythonpath=target,
     )

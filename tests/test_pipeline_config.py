@@ -199,7 +199,7 @@ def test_acting_devices():
 
     from dreamer_pipeline.pipelines.agent_io import cap_torch_threads
     from dreamer_pipeline.pipelines.machine import resolve_device
-    from dreamer_pipeline.pipelines.train_online import collector_device
+    from dreamer_pipeline.pipelines.stages.train_online import collector_device
 
     cfg = config_from_mapping({"collect": {"device": "cuda:1"}, "evaluate": {"device": "cpu"}})
     assert (cfg.collect.device, cfg.evaluate.device) == ("cuda:1", "cpu")

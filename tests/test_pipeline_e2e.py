@@ -44,8 +44,8 @@ def test_debug_pipeline_end_to_end(debug_run):
     from dreamer_pipeline.datasets.store import ExperienceStore
     from dreamer_pipeline.pipelines.agent_io import load_agent, read_payload
     from dreamer_pipeline.pipelines.config import load_config
-    from dreamer_pipeline.pipelines.score_inputs import read_eval_json
-    from dreamer_pipeline.pipelines.training import setup
+    from dreamer_pipeline.pipelines.scores.inputs import read_eval_json
+    from dreamer_pipeline.pipelines.stages.training import setup
 
     workdir, result = debug_run
     cfg = load_config(CONFIG)

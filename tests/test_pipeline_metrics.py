@@ -8,7 +8,7 @@ import multiprocessing
 import pytest
 
 from dreamer_pipeline.pipelines.atomic import atomic_write, atomic_write_json, write_if_changed
-from dreamer_pipeline.pipelines.metrics import MetricsLogger, read_metrics
+from dreamer_pipeline.pipelines.tracking.metrics import MetricsLogger, read_metrics
 
 
 def test_lines_hold_stage_iteration_frames_updates_and_wall_time(tmp_path):

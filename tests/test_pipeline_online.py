@@ -18,8 +18,8 @@ import yaml
 
 from dreamer_pipeline.models.agent import Agent
 from dreamer_pipeline.models.config import preset
-from dreamer_pipeline.pipelines.online_link import OnlineLink, OnlineLinkError
-from dreamer_pipeline.pipelines.online_policy import following_policy
+from dreamer_pipeline.pipelines.acting.online_link import OnlineLink, OnlineLinkError
+from dreamer_pipeline.pipelines.acting.online_policy import following_policy
 
 
 def images(n: int) -> np.ndarray:
@@ -102,8 +102,8 @@ def write_config(tmp_path: Path) -> Path:
 def test_online_stage_collects_trains_and_resumes_after_a_kill(tmp_path):
     from dreamer_pipeline.datasets.store import ExperienceStore
     from dreamer_pipeline.pipelines.agent_io import build_agent, save_agent
-    from dreamer_pipeline.pipelines.collector import collect
-    from dreamer_pipeline.pipelines.atari import EnvConfig
+    from dreamer_pipeline.pipelines.acting.collector import collect
+    from dreamer_pipeline.pipelines.envs.atari import EnvConfig
 
     config = write_config(tmp_path)
     prefill = tmp_path / "prefill.zarr"
@@ -148,7 +148,7 @@ import subprocess, sys, time
 from pathlib import Path
 from dreamer_pipeline.models.agent import Agent
 from dreamer_pipeline.models.config import preset
-from dreamer_pipeline.pipelines.online_link import OnlineLink
+from dreamer_pipeline.pipelines.acting.online_link import OnlineLink
 link = OnlineLink.at(Path(sys.argv[1]))
 link.folder.mkdir()
 link.write_plan(train_every=4, lead_updates=2, targets=[10000])

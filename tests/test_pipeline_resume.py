@@ -118,7 +118,7 @@ def test_killed_training_resumes_mid_stage_and_finished_jobs_are_not_redone(tmp_
     assert "resuming from" in stage_log
     assert (iteration / "actor_critic.pt").exists()
 
-    from dreamer_pipeline.pipelines.metrics import read_metrics
+    from dreamer_pipeline.pipelines.tracking.metrics import read_metrics
 
     lines = [r for r in read_metrics(iteration.parent / "metrics.jsonl") if r["stage"] == "train_world_model"]
     assert max(r["updates"] for r in lines) == 100

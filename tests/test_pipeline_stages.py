@@ -12,10 +12,10 @@ import yaml
 from click.testing import CliRunner
 
 from dreamer_pipeline.pipelines.agent_io import build_agent, load_agent, load_pretrained_world_model, read_payload
-from dreamer_pipeline.pipelines.pretrain_world_model import pretrain_world_model_command
-from dreamer_pipeline.pipelines.train_actor_critic import train_actor_critic_command
-from dreamer_pipeline.pipelines.train_world_model import train_world_model_command
-from dreamer_pipeline.pipelines.training import setup
+from dreamer_pipeline.pipelines.stages.pretrain_world_model import pretrain_world_model_command
+from dreamer_pipeline.pipelines.stages.train_actor_critic import train_actor_critic_command
+from dreamer_pipeline.pipelines.stages.train_world_model import train_world_model_command
+from dreamer_pipeline.pipelines.stages.training import setup
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,7 +109,7 @@ def test_a_device_resident_replay_feeds_the_stage_the_same_batches(tmp_path, sto
     device and gives the batches of the in-process sampler (loader_workers: 0), reward dropped alike."""
     from dreamer_pipeline.datasets.dataset import open_dataset
     from dreamer_pipeline.pipelines.config import config_from_mapping
-    from dreamer_pipeline.pipelines.training import batches
+    from dreamer_pipeline.pipelines.stages.training import batches
 
     dataset = open_dataset(store_factory("replay", [30, 20, 25]))
     train = {"batch_size": 3, "sequence_length": 8, "loader_workers": 0}

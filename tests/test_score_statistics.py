@@ -1,5 +1,5 @@
 """IQM, optimality gap, performance profiles and the stratified bootstrap, against plain references
-that share no code with pipelines/score_statistics.py."""
+that share no code with pipelines/scores/statistics.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import statistics
 import numpy as np
 import pytest
 
-from dreamer_pipeline.pipelines.score_statistics import (
+from dreamer_pipeline.pipelines.scores.statistics import (
     iqm, median_of_means, method_statistics, optimality_gap, performance_profile, score_matrix, stratified_bootstrap,
 )
 
@@ -66,8 +66,8 @@ def test_one_run_has_no_interval_and_ragged_games_are_cut_to_the_fewest_runs():
 
 
 def test_scores_report_shows_the_iqm_with_its_interval(tmp_path):
-    from dreamer_pipeline.pipelines.score_inputs import read_score_csv
-    from dreamer_pipeline.pipelines.scores_command import write_scores
+    from dreamer_pipeline.pipelines.scores.inputs import read_score_csv
+    from dreamer_pipeline.pipelines.scores.command import write_scores
 
     table = tmp_path / "t.csv"
     table.write_text("game,method,seed,score\n" + "".join(

@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dreamer_pipeline.pipelines.reference_curves import reference_curve, reference_games
-from dreamer_pipeline.pipelines.score_inputs import (final_records, read_eval_json, read_runs,
+from dreamer_pipeline.pipelines.scores.reference_curves import reference_curve, reference_games
+from dreamer_pipeline.pipelines.scores.inputs import (final_records, read_eval_json, read_runs,
                                                      read_score_csv)
-from dreamer_pipeline.pipelines.score_plots import aggregate_curves
-from dreamer_pipeline.pipelines.score_report import build_report
-from dreamer_pipeline.pipelines.scores import (AGGREGATES, Baselines, ScoresError, aggregate,
+from dreamer_pipeline.pipelines.scores.plots import aggregate_curves
+from dreamer_pipeline.pipelines.scores.report import build_report
+from dreamer_pipeline.pipelines.scores.normalised import (AGGREGATES, Baselines, ScoresError, aggregate,
                                                atari55, baseline_table, load_baselines,
                                                method_aggregates, normalised_score,
                                                resolve_games)
-from dreamer_pipeline.pipelines.scores_command import scores_command
+from dreamer_pipeline.pipelines.scores.command import scores_command
 
 # Table 1 of the paper: gamer median, gamer mean, record mean, clipped record mean.
 TABLE1 = {

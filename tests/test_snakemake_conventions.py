@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from dreamer_pipeline.models.config import AgentConfig
-from dreamer_pipeline.pipelines.atari import EnvConfig
+from dreamer_pipeline.pipelines.envs.atari import EnvConfig
 from dreamer_pipeline.pipelines.config import PipelineConfig, PretrainConfig, config_from_mapping
 from dreamer_pipeline.pipelines.config_overrides import apply_overrides, type_overrides
 

@@ -12,7 +12,7 @@ import pytest
 
 from dreamer_pipeline.models.config_schema import ConfigError
 from dreamer_pipeline.pipelines.config import LoggingConfig, config_from_mapping
-from dreamer_pipeline.pipelines.metrics import MetricsLogger
+from dreamer_pipeline.pipelines.tracking.metrics import MetricsLogger
 
 RECORDS = [({"wm/loss": 1.5, "wm/kl": 0.25}, 400), ({"wm/loss": 1.0, "wm/kl": 0.5}, 800)]
 EVALUATION = ({"eval/return_mean": -20.0}, 800)
@@ -142,7 +142,7 @@ def test_a_missing_extra_fails_the_configuration_check(monkeypatch):
 
 
 def test_training_metrics_are_plotted_at_the_paper_loops_frame():
-    from dreamer_pipeline.pipelines.training import update_frames
+    from dreamer_pipeline.pipelines.stages.training import update_frames
 
     cfg = config_from_mapping({})  # train_every 16, action repeat 4: one update per 64 frames
     # iteration k collected up to 3,200,000 frames and makes 15,625 updates for its 1,000,000 frames

@@ -1,0 +1,87 @@
+"""The trained actor as a collector policy (the Policy protocol of `pipelines.acting.policy`).
+
+    policy = load_agent_policy("results/runs/.../iter0003/actor_critic.pt", mode="sample", device="cpu")
+    state = policy.initial_state(num_envs)
+    actions, state = policy.act(image, is_first, state)   # uint8 (N, 64, 64, 1), bool (N,) -> int64 (N,)
+
+The state carries, per environment row, the RSSM posterior state and the last action (as the
+published `Agent.policy`); rows whose `is_first` is set start again from the zero state.
+`mode="sample"` samples the actor (training collection), `mode="greedy"` takes its mode (the
+paper's evaluation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dreamer_pipeline.models.agent import Agent, PolicyState
+from dreamer_pipeline.models.checkpoint import load_checkpoint
+
+MODES = ("sample", "greedy")
+
+
+class AgentPolicy:
+    """Acts with `agent`'s encoder, RSSM and actor on batches of environments."""
+
+    def __init__(self, agent: Agent, mode: str = "sample", provenance: dict | None = None):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.agent = agent
+        self.mode = mode
+        self.num_actions = agent.num_actions
+        self.provenance = dict(provenance) if provenance is not None else {"kind": "agent"}
+
+    def seed(self, value: int) -> None:
+        """Seed the agent's sampling generator (latent and action samples)."""
+        self.agent.generator.manual_seed(int(value))
+
+    def initial_state(self, batch_size: int) -> PolicyState:
+        return self.agent.initial_policy_state(batch_size)
+
+    def act(self, image: np.ndarray, is_first: np.ndarray, state: Any) -> tuple[np.ndarray, PolicyState]:
+        image = np.asarray(image)
+        is_first = np.asarray(is_first, dtype=bool)
+        if image.ndim != 4 or len(is_first) != len(image):
+            raise ValueError(f"act expects image (N, 64, 64, C) and is_first (N,), got {image.shape} and {is_first.shape}")
+        if state is None:
+            state = self.initial_state(len(image))
+        actions, state = self.agent.policy_step(image, is_first, state, mode=self.mode)
+        return actions.cpu().numpy().astype(np.int64), state
+
+    def __repr__(self) -> str:
+        return f"AgentPolicy(mode={self.mode!r}, num_actions={self.num_actions}, provenance={self.provenance})"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_agent_policy(checkpoint_path: str | os.PathLike, mode: str = "sample",
+                      device: str | torch.device = "cpu") -> AgentPolicy:
+    """An AgentPolicy from a `models.checkpoint` file, with provenance
+    {"kind": "checkpoint", "path", "sha256", "iteration"} for the store's `policy` attribute.
+
+    The iteration comes from the checkpoint's `extra.progress.iteration` (or `extra.iteration`)
+    when the pipeline recorded one, else None."""
+    path = Path(checkpoint_path)
+    sha256 = file_sha256(path) if path.is_file() else None
+    agent, extra = load_checkpoint(path, device=device)  # a missing file is a CheckpointError
+    progress = extra.get("progress") if isinstance(extra.get("progress"), dict) else {}
+    iteration = progress.get("iteration", extra.get("iteration"))
+    provenance = {
+        "kind": "checkpoint",
+        "path": str(path),
+        "sha256": sha256,
+        "iteration": int(iteration) if iteration is not None else None,
+    }
+    return AgentPolicy(agent, mode=mode, provenance=provenance)

@@ -1,0 +1,434 @@
+"""Collect whole Atari episodes with a policy into one experience store.
+
+`collect(path, game, target_steps, ...)` steps N environments together (`VectorAtari`), asks the
+policy for N actions per vector step, keeps one episode buffer per environment, and commits
+finished episodes whole, in batches of about `commit_steps` steps (`StoreWriter.append_episodes`).
+It stops once
+the store holds at least `target_steps` committed agent steps. Episodes still running then are
+discarded (their steps are counted in `CollectResult.discarded_steps`): a store holds only whole
+episodes, so the last committed episode may overshoot the target by less than one episode.
+
+Alignment (the published code's): step t holds the image at t, the action that led to it and the
+reward received on arriving there. The first step of an episode holds action 0 and reward 0. The
+auto-reset is not a transition: with SAME_STEP auto-reset the finished episode's last image comes
+from `Step.last_image`, and the reset image starts the next episode's buffer.
+
+Resume: running `collect` again on the same store continues toward the same target. The writer
+trims any uncommitted tail, and the seeds of the new run come from `(seed, resume count)`, so a
+resumed run never replays the episodes of an earlier one. SIGINT/SIGTERM stop cleanly after the
+current vector step: committed data stays, in-flight episodes are dropped, and
+`CollectResult.stopped_by` names the signal.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from dreamer_pipeline.datasets.store import (
+    DEFAULT_CHUNK_STEPS,
+    DEFAULT_ZSTD_LEVEL,
+    IMAGE_SHAPE,
+    ExperienceStore,
+    StoreWriter,
+    provenance_mismatch,
+)
+
+from ..envs.atari import EnvConfig, VectorAtari
+from .policy import Policy, RandomPolicy
+
+
+DEFAULT_COMMIT_STEPS = 1  # commit each episode as it finishes: a SIGKILL loses no finished episode
+DEFAULT_COMMIT_SECONDS = 10.0
+
+
+class CollectError(RuntimeError):
+    """A collection that cannot start: a policy that does not fit the game, a bad argument."""
+
+
+@dataclass
+class CollectResult:
+    """What one `collect` call did. Counts of steps are agent steps."""
+
+    path: Path
+    target_steps: int
+    committed_steps: int  # in the store now, over all runs
+    committed_episodes: int
+    new_steps: int = 0  # committed by this call
+    new_episodes: int = 0
+    discarded_steps: int = 0  # steps of the episodes still running when the call stopped (dropped)
+    env_steps: int = 0  # agent steps (actions) taken by this call
+    seconds: float = 0.0  # wall time of the call, setting up included
+    loop_seconds: float = 0.0  # wall time of the collection loop (stepping, acting, writing), after the reset
+    reset_seconds: float = 0.0  # wall time of the first reset of every environment
+    env_seconds: float = 0.0  # part of loop_seconds spent inside the emulator's step
+    stopped_by: str | None = None  # "SIGINT" / "SIGTERM" when a signal stopped the run
+    returns: list[float] = field(default_factory=list)  # of the episodes committed by this call
+    lengths: list[int] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.committed_steps >= self.target_steps
+
+
+class EpisodeBuffer:
+    """One environment's episode in progress, in preallocated arrays that double when full."""
+
+    def __init__(self, capacity: int = 1024):
+        self.image = np.empty((capacity, *IMAGE_SHAPE), np.uint8)
+        self.action = np.empty(capacity, np.int32)
+        self.reward = np.empty(capacity, np.float32)
+        self.length = 0
+        self.score = 0.0
+
+    def start(self, image: np.ndarray) -> None:
+        """Begin an episode at its reset image: action 0, reward 0 (published code's convention)."""
+        self.length = 0
+        self.score = 0.0
+        self.add(image, 0, 0.0)
+
+    def add(self, image: np.ndarray, action: int, reward: float) -> None:
+        if self.length == len(self.action):
+            self._grow()
+        t = self.length
+        self.image[t] = image
+        self.action[t] = action
+        self.reward[t] = reward
+        self.score += reward
+        self.length = t + 1
+
+    def episode(self, terminal: bool) -> dict[str, np.ndarray]:
+        """The finished episode as store arrays (views into the buffer: write them before reuse)."""
+        n = self.length
+        is_first = np.zeros(n, bool)
+        is_first[0] = True
+        is_last = np.zeros(n, bool)
+        is_last[-1] = True
+        is_terminal = np.zeros(n, bool)
+        is_terminal[-1] = bool(terminal)
+        return {
+            "image": self.image[:n],
+            "action": self.action[:n],
+            "reward": self.reward[:n],
+            "is_first": is_first,
+            "is_last": is_last,
+            "is_terminal": is_terminal,
+        }
+
+    def _grow(self) -> None:
+        capacity = 2 * len(self.action)
+        for name in ("image", "action", "reward"):
+            old = getattr(self, name)
+            new = np.empty((capacity, *old.shape[1:]), old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+
+def store_attributes(env: VectorAtari, policy_provenance: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The provenance attributes a collector writes (docs/architecture.md, "Experience store")."""
+    import ale_py
+
+    return {
+        "game": env.game,
+        "ale_rom": env.rom_id,
+        "ale_py_version": str(ale_py.__version__),
+        "env": env.config.to_dict(),
+        "action_set": env.action_set,
+        "policy": dict(policy_provenance),
+        "seed": int(seed),
+    }
+
+
+def run_seeds(seed: int, resume_index: int, num_envs: int) -> tuple[np.ndarray, np.random.SeedSequence]:
+    """Environment reset seeds and the policy's seed for run `resume_index` of a store.
+
+    Derived with a SeedSequence so that distinct (seed, resume index) pairs get unrelated
+    streams: collectors with seeds 0 and 1 share no environment seed (plain `seed + i` would),
+    and a resumed run does not replay the episodes of the run before it.
+    """
+    sequence = np.random.SeedSequence([int(seed), int(resume_index)])
+    env_sequence, policy_sequence = sequence.spawn(2)
+    env_seeds = (env_sequence.generate_state(num_envs, dtype=np.uint32) % np.uint32(2**31 - 1)).astype(np.int64)
+    return env_seeds, policy_sequence
+
+
+class _StopOnSignals:
+    """Turn the first SIGINT/SIGTERM into a flag; a second one aborts at once (KeyboardInterrupt)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopOnSignals":
+        if self.enabled:
+            try:
+                for sig in self.SIGNALS:
+                    self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals to the caller
+                self._previous.clear()
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: aborting")
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def collect(
+    path: str | Path,
+    game: str,
+    target_steps: int,
+    *,
+    num_envs: int = 1,
+    seed: int = 0,
+    env_config: EnvConfig = EnvConfig(),
+    policy: Policy | None = None,
+    chunk_steps: int = DEFAULT_CHUNK_STEPS,
+    zstd_level: int = DEFAULT_ZSTD_LEVEL,
+    num_threads: int | None = None,
+    commit_steps: int = DEFAULT_COMMIT_STEPS,
+    commit_seconds: float = DEFAULT_COMMIT_SECONDS,
+    progress: bool = True,
+    handle_signals: bool = True,
+    break_lock: bool = False,
+    checksum: bool = True,
+    fsync: bool = True,
+) -> CollectResult:
+    """Fill the store at `path` with whole episodes until it holds >= `target_steps` agent steps.
+
+    `policy=None` is the uniform random policy (seeded from `seed` and the resume count). Any other
+    policy must act over the game's action set. Reruns resume; the provenance (game, environment
+    settings, action set, policy, seed) must then match the store's. Returns a `CollectResult`;
+    `result.stopped_by` is set when SIGINT/SIGTERM ended the run early.
+
+    By default every episode is committed as soon as it finishes, so a killed collector loses only
+    the episodes still running. A commit replaces a dozen small files (the last chunk of each
+    array, their metadata, the counters), which costs tens of milliseconds on a loaded ext4 disk;
+    for games whose random-policy episodes are very short, `commit_steps` > 1 batches finished
+    episodes (committed once that many steps wait, after `commit_seconds`, and always at the end),
+    at the price of losing up to that many finished steps to a SIGKILL.
+
+    The collector holds the store's writer lock while it runs: a second writer on the same store
+    gets a `StoreLockedError` naming this one. `break_lock` takes over the lock of a writer on
+    another host (datasets/store_lock.py). `checksum` and `fsync` are `StoreWriter.open`'s (turn
+    them off only for scratch data, e.g. to measure what they cost: benchmarks/bench_collect.py).
+    """
+    if target_steps < 1:
+        raise CollectError(f"target_steps must be at least 1, got {target_steps}")
+    if seed < 0:
+        raise CollectError(f"seed must be >= 0, got {seed}")
+    if commit_steps < 1:
+        raise CollectError(f"commit_steps must be at least 1, got {commit_steps}")
+    path = Path(path)
+    start_time = time.perf_counter()
+    with vector_env(game, num_envs, env_config, num_threads) as env:
+        if policy is not None and policy.num_actions != env.num_actions:
+            raise CollectError(
+                f"the policy acts over {policy.num_actions} actions, but {env.game} has {env.num_actions} "
+                f"({'full' if env_config.full_action_space else 'minimal'} action set)"
+            )
+        provenance = policy.provenance if policy is not None else RandomPolicy(env.num_actions).provenance
+        attrs = store_attributes(env, provenance, seed)
+
+        done_already = _already_complete(path, attrs, target_steps)
+        if done_already is not None:
+            return CollectResult(path, target_steps, done_already.num_steps, done_already.num_episodes)
+
+        with StoreWriter.open(path, attrs, chunk_steps=chunk_steps, zstd_level=zstd_level, break_lock=break_lock,
+                              checksum=checksum, fsync=fsync) as writer:
+            result = _collect_into(writer, env, policy, seed, num_envs, target_steps, commit_steps, commit_seconds,
+                                   progress, handle_signals)
+    result.seconds = time.perf_counter() - start_time
+    return result
+
+
+def _collect_into(writer: StoreWriter, env: VectorAtari, policy: Policy | None, seed: int, num_envs: int,
+                  target_steps: int, commit_steps: int, commit_seconds: float, progress: bool,
+                  handle_signals: bool) -> CollectResult:
+    """`collect` once the writer holds the store: seeds, the run record, the loop."""
+    resume_index = int(writer.meta.get("resumed", 0))
+    env_seeds, policy_seed = run_seeds(seed, resume_index, num_envs)
+    if policy is None:
+        policy = RandomPolicy(env.num_actions, policy_seed)
+    elif callable(getattr(policy, "seed", None)):
+        policy.seed(int(policy_seed.generate_state(1)[0]))  # optional hook, e.g. torch sampling
+    result = CollectResult(writer.path, target_steps, writer.committed_steps, writer.committed_episodes)
+    run_record = {
+        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        "resume_index": resume_index,
+        "num_envs": num_envs,
+        "target_steps": int(target_steps),
+        "steps_before": writer.committed_steps,
+        "commit_steps": int(commit_steps),
+        "versions": _versions(),
+    }
+    runs = list(writer.meta.get("runs", []))
+    writer.update_attrs(runs=runs + [run_record])
+    if writer.committed_steps < target_steps:
+        with _StopOnSignals(handle_signals) as stop:
+            _run(env, policy, writer, env_seeds, result, stop, progress, commit_steps, commit_seconds)
+            result.stopped_by = stop.received
+    run_record.update(
+        finished=_dt.datetime.now(_dt.timezone.utc).isoformat(),
+        steps_after=writer.committed_steps,
+        stopped_by=result.stopped_by,
+    )
+    writer.update_attrs(runs=runs + [run_record])
+    return result
+
+
+def vector_env(game: str, num_envs: int, env_config: EnvConfig = EnvConfig(), num_threads: int | None = None):
+    """The collectors' vector environment: an Atari game, or "catch" / "catch-N" (`pipelines.envs.catch`,
+    the tiny pixel game of the learning test, with balls falling N rows; `env_config` does not apply)."""
+    if game == "catch" or game.startswith("catch-"):
+        from ..envs.catch import CatchConfig, CatchVectorEnv
+
+        fall = int(game.split("-")[1]) if "-" in game else CatchConfig.fall
+        return CatchVectorEnv(num_envs, CatchConfig(fall=fall))
+    return VectorAtari(game, num_envs, env_config, num_threads=num_threads)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("dreamer-pipeline", "ale-py", "zarr", "numpy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def _already_complete(path: Path, attrs: dict[str, Any], target_steps: int) -> ExperienceStore | None:
+    """The store, if it exists with these attributes and already reaches the target (nothing to do)."""
+    if not (path / "zarr.json").exists():
+        return None  # nothing there yet (or only the lock file of a writer killed while creating it)
+    store = ExperienceStore(path)
+    problem = provenance_mismatch(store.attrs, attrs)
+    if problem:
+        return None  # let StoreWriter.open raise its error naming the mismatch
+    return store if store.num_steps >= target_steps else None
+
+
+class _Committer:
+    """Finished episodes waiting to be committed together (see `collect`'s commit_steps)."""
+
+    def __init__(self, writer: StoreWriter, result: CollectResult, commit_steps: int, commit_seconds: float):
+        self.writer, self.result = writer, result
+        self.commit_steps, self.commit_seconds = commit_steps, commit_seconds
+        self.episodes: list[dict[str, np.ndarray]] = []
+        self.returns: list[float] = []
+        self.steps = 0
+        self.last = time.monotonic()
+
+    @property
+    def collected_steps(self) -> int:
+        """Committed steps plus the whole episodes waiting to be committed."""
+        return self.writer.committed_steps + self.steps
+
+    def add(self, episode: dict[str, np.ndarray], score: float) -> None:
+        self.episodes.append({key: value.copy() for key, value in episode.items()})  # the buffer is reused
+        self.returns.append(float(score))
+        self.steps += len(episode["is_first"])
+
+    def due(self) -> bool:
+        return self.steps >= self.commit_steps or (
+            bool(self.episodes) and time.monotonic() - self.last >= self.commit_seconds
+        )
+
+    def commit(self) -> None:
+        if self.episodes:
+            self.writer.append_episodes(self.episodes)
+            self.result.new_steps += self.steps
+            self.result.new_episodes += len(self.episodes)
+            self.result.returns.extend(self.returns)
+            self.result.lengths.extend(len(e["is_first"]) for e in self.episodes)
+        self.episodes, self.returns, self.steps = [], [], 0
+        self.last = time.monotonic()
+
+
+def _run(
+    env: VectorAtari,
+    policy: Policy,
+    writer: StoreWriter,
+    env_seeds: np.ndarray,
+    result: CollectResult,
+    stop: _StopOnSignals,
+    progress: bool,
+    commit_steps: int,
+    commit_seconds: float,
+) -> None:
+    """The hot loop: one vector step per iteration; finished episodes are committed in batches."""
+    n = env.num_envs
+    buffers = [EpisodeBuffer() for _ in range(n)]
+    reset_start = time.perf_counter()
+    image = env.reset(env_seeds)
+    result.reset_seconds = time.perf_counter() - reset_start
+    for i in range(n):
+        buffers[i].start(image[i])
+    is_first = np.ones(n, bool)
+    state = policy.initial_state(n)
+    pending = _Committer(writer, result, commit_steps, commit_seconds)
+    bar = tqdm(total=result.target_steps, initial=writer.committed_steps, unit="step", desc=f"collect {env.game}",
+               disable=not progress, dynamic_ncols=True)
+    recent: list[float] = []
+    loop_start = time.perf_counter()
+    try:
+        while pending.collected_steps < result.target_steps and stop.received is None:
+            actions, state = policy.act(image, is_first, state)
+            actions = np.asarray(actions)
+            env_start = time.perf_counter()
+            step = env.step(actions)
+            result.env_seconds += time.perf_counter() - env_start
+            result.env_steps += n
+            done = step.terminated | step.truncated
+            if not done.any():
+                for i in range(n):
+                    buffers[i].add(step.image[i], actions[i], step.reward[i])
+                is_first = np.zeros(n, bool)
+            else:
+                for i in range(n):
+                    buffer = buffers[i]
+                    if not done[i]:
+                        buffer.add(step.image[i], actions[i], step.reward[i])
+                        continue
+                    buffer.add(step.last_image[i], actions[i], step.reward[i])
+                    pending.add(buffer.episode(terminal=bool(step.terminated[i])), buffer.score)
+                    recent = (recent + [buffer.score])[-20:]
+                    if bar.n + buffer.length > bar.total:  # the last episode overshoots the target
+                        bar.total = bar.n + buffer.length
+                    bar.update(buffer.length)
+                    bar.set_postfix(episodes=writer.committed_episodes + len(pending.episodes),
+                                    ret=f"{np.mean(recent):.1f}", refresh=False)
+                    buffer.start(step.image[i])
+                    if pending.collected_steps >= result.target_steps:
+                        break
+                is_first = done
+            image = step.image
+            if pending.due():
+                pending.commit()
+        pending.commit()  # the target is reached, or a signal asked to stop: keep every whole episode
+    except Exception:
+        pending.commit()  # whole episodes are valid whatever failed (the policy, the emulator)
+        raise
+    finally:
+        result.loop_seconds = time.perf_counter() - loop_start
+        bar.close()
+        result.committed_steps = writer.committed_steps
+        result.committed_episodes = writer.committed_episodes
+        result.discarded_steps = sum(b.length for b in buffers)

@@ -1,0 +1,60 @@
+"""`dreamer-pipeline train-actor-critic`: iteration k's actor and critic, in imagination.
+
+Starts from iteration k's world-model checkpoint (which carries iteration k-1's actor, critic and
+their optimisers) and makes `--updates` behaviour updates. Each update observes a replay batch
+with the frozen world model and imagines H = 15 steps from every posterior state (B*T starts;
+Hafner et al. 2021, Sec. 2.2). Used when `interleaved: false`; with `interleaved: true` the
+world-model stage trains the actor and critic itself and this stage does not run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..agent_io import load_agent, save_agent
+from ..config import to_dict
+from ..tracking.metrics import MetricsLogger
+from .train_world_model import _plain, _run_dir, common_options
+from .training import batch_seed, batches, open_replay, previous_partials, resumable_updates, setup, write_resolved_config
+
+STAGE = "train_actor_critic"
+
+
+@click.command("train-actor-critic", context_settings={"help_option_names": ["-h", "--help"]})
+@common_options
+@click.option("--world-model", "world_model_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Iteration k's world_model.pt (the whole agent after world-model training).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="actor_critic.pt to write.")
+def train_actor_critic_command(config_path, game, seed, iteration, updates, updates_before, frames, shared, device,
+                               replay, world_model_path, out):
+    """Train iteration k's actor and critic in imagination.
+
+    Imagination starts from the posterior states of batches drawn from REPLAY.
+
+    Resumes mid-stage from OUT's partial checkpoint (actor_critic.partial.pt) after a kill.
+
+    Example: dreamer-pipeline train-actor-critic --config config/debug.yaml --game pong --updates 12
+    --world-model /tmp/world_model.pt --out /tmp/actor_critic.pt results/datasets/pong/random-debug.json
+    """
+    ctx = setup(config_path, device=device)
+    cfg = ctx.cfg
+    dataset = open_replay(cfg, replay, shared)
+    agent, _ = load_agent(world_model_path, ctx.agent_config, ctx.device, dataset.num_actions)
+    run_dir = _run_dir(out)
+    for old in previous_partials(out, iteration):
+        old.unlink(missing_ok=True)
+    with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage=STAGE, iteration=iteration,
+                       logging=cfg.logging, config=to_dict(cfg)) as logger:
+        resumable_updates(
+            stores=[str(store.path) for store in dataset.stores],
+            stage=STAGE, out=out, updates=updates, agent=agent, cfg=cfg, logger=logger, frames=frames,
+            updates_before=updates_before, step=agent.train_behaviour,
+            make_batches=lambda done: batches(dataset, cfg, batch_seed(seed, iteration, 4, done), ctx.device),
+        )
+    save_agent(out, agent, pipeline_config=_plain(cfg), progress={
+        "stage": STAGE, "iteration": iteration, "frames": frames, "updates": updates_before + updates,
+    })
+    write_resolved_config(cfg, out.parent, run_dir)
+    click.echo(f"{out}: {updates} behaviour updates")

@@ -1,0 +1,1 @@
+"""Metrics of every stage (metrics.jsonl, TensorBoard) and the experiment-tracker backends."""
