@@ -25,11 +25,11 @@ from .run_layout import RunLayout
 
 
 def check_game(game: str) -> None:
-    """Raise `ConfigError` unless `game` is the canonical name of an Atari game (pipelines.envs.atari)."""
-    from .envs.atari import resolve_game
+    """Raise `ConfigError` unless `game` is the canonical name of a game (`pipelines.envs.registry`)."""
+    from .envs.registry import canonical_game
 
     try:
-        canonical, _ = resolve_game(game)
+        canonical = canonical_game(game)
     except ValueError as error:  # UnknownGameError names the game and close matches
         raise ConfigError(f"games: {error}") from None
     if canonical != game:  # folder names, eval.json and the score tables use the canonical name

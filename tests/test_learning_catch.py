@@ -24,7 +24,8 @@ from dreamer_pipeline.datasets.sampler import SequenceSampler
 from dreamer_pipeline.models.agent import Agent
 from dreamer_pipeline.models.config import preset
 from dreamer_pipeline.pipelines.acting.agent_policy import AgentPolicy
-from dreamer_pipeline.pipelines.acting.collector import collect, vector_env
+from dreamer_pipeline.pipelines.acting.collector import collect
+from dreamer_pipeline.pipelines.envs.registry import vector_env
 from dreamer_pipeline.pipelines.stages.evaluate import run_episodes
 from dreamer_pipeline.pipelines.acting.policy import RandomPolicy
 

@@ -42,6 +42,7 @@ from dreamer_pipeline.datasets.store import (
 )
 
 from ..envs.atari import EnvConfig, VectorAtari
+from ..envs.registry import vector_env
 from .policy import Policy, RandomPolicy
 
 
@@ -289,17 +290,6 @@ def _collect_into(writer: StoreWriter, env: VectorAtari, policy: Policy | None, 
     )
     writer.update_attrs(runs=runs + [run_record])
     return result
-
-
-def vector_env(game: str, num_envs: int, env_config: EnvConfig = EnvConfig(), num_threads: int | None = None):
-    """The collectors' vector environment: an Atari game, or "catch" / "catch-N" (`pipelines.envs.catch`,
-    the tiny pixel game of the learning test, with balls falling N rows; `env_config` does not apply)."""
-    if game == "catch" or game.startswith("catch-"):
-        from ..envs.catch import CatchConfig, CatchVectorEnv
-
-        fall = int(game.split("-")[1]) if "-" in game else CatchConfig.fall
-        return CatchVectorEnv(num_envs, CatchConfig(fall=fall))
-    return VectorAtari(game, num_envs, env_config, num_threads=num_threads)
 
 
 def _versions() -> dict[str, str]:

@@ -3,7 +3,7 @@
     video = record_episodes("pong", env_config, policy, "episode.mp4", episodes=1, seed=7,
                             title="pong · default · seed 0 · iteration 3")
 
-The agent acts exactly as in evaluation: on `VectorAtari`'s 64x64 grayscale frames. The colour
+The agent acts exactly as in evaluation: on the environment's 64x64 frames. Atari's colour
 screen comes from a second emulator in lockstep: same ROM, settings and seed, stepped with the
 same actions, only its observations are the 210x160 RGB screen (ale-py's vector env gives one
 kind of observation per environment). Sticky actions and no-op starts draw from the seeded
@@ -50,15 +50,19 @@ def record_episodes(game: str, env_config, policy, out: str | os.PathLike, *, ep
                     title: str = "", fps: int = FPS) -> EpisodeVideo:
     """Play `episodes` episodes of `game` with `policy` (the Policy protocol) and write them to `out` (MP4)."""
     from ..envs.atari import VectorAtari, make_vector_env
+    from ..envs.registry import vector_env
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = EpisodeVideo(out)
     started = time.perf_counter()
-    with VectorAtari(game, 1, env_config) as agent_env:
+    with vector_env(game, 1, env_config) as agent_env:
         if agent_env.num_actions != policy.num_actions:
             raise VideoError(f"the agent acts over {policy.num_actions} actions, but {game} has {agent_env.num_actions}")
-        screen_env = make_vector_env(agent_env.rom_id, 1, env_config, num_threads=1, screen=SCREEN, rgb=True)
+        # Atari: a second emulator in lockstep gives the colour screen. Other environments have no
+        # larger screen than what the agent sees, so their screen panel shows the agent's own image.
+        screen_env = (make_vector_env(agent_env.rom_id, 1, env_config, num_threads=1, screen=SCREEN, rgb=True)
+                      if isinstance(agent_env, VectorAtari) else _OwnImageScreen(agent_env))
         tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.mp4")  # imageio picks ffmpeg by the extension
         try:
             with _Mp4Writer(tmp, fps) as video:
@@ -74,8 +78,11 @@ def record_episodes(game: str, env_config, policy, out: str | os.PathLike, *, ep
 
 def _play(agent_env, screen_env, policy, video: "_Mp4Writer", episodes: int, seed: int, title: str,
           result: EpisodeVideo) -> None:
-    repeat = agent_env.config.action_repeat
+    repeat = getattr(getattr(agent_env, "config", None), "action_repeat", 1)
+    own_image = isinstance(screen_env, _OwnImageScreen)
     image = agent_env.reset(np.asarray([seed]))
+    if own_image:
+        screen_env.show(image)
     screen = _screen(screen_env.reset(seed=np.asarray([seed], np.int64))[0])
     state, is_first = policy.initial_state(1), np.ones(1, bool)
     episode_return, steps = 0.0, 0
@@ -83,9 +90,15 @@ def _play(agent_env, screen_env, policy, video: "_Mp4Writer", episodes: int, see
         label = _label(title, len(result.returns), episodes, episode_return, steps, repeat)
         video.append(compose(screen, image[0], label))
         action, state = policy.act(image, is_first, state)
-        action = np.asarray(action, np.int64)
+        action = np.asarray(action)
         step = agent_env.step(action)
-        obs, reward, terminated, truncated, info = screen_env.step(action)
+        if own_image:
+            screen_env.show(step.last_image if step.last_image is not None and (step.terminated[0] or step.truncated[0])
+                            else step.image)
+            obs, info = screen_env.step(action)[0], {}
+            reward, terminated, truncated = step.reward, step.terminated, step.truncated
+        else:
+            obs, reward, terminated, truncated, info = screen_env.step(action.astype(np.int64))
         if not (np.isclose(reward[0], step.reward[0]) and bool(terminated[0]) == bool(step.terminated[0])
                 and bool(truncated[0]) == bool(step.truncated[0])):
             raise VideoError(f"{agent_env.game}: the screen emulator left lockstep at step {steps} "
@@ -103,7 +116,36 @@ def _play(agent_env, screen_env, policy, video: "_Mp4Writer", episodes: int, see
             result.lengths.append(steps)
             result.frames.append(steps * repeat)
             episode_return, steps = 0.0, 0
+        if own_image and done:
+            screen_env.show(step.image)
+            obs = screen_env.step(action)[0]
         image, is_first, screen = step.image, np.asarray([done]), _screen(obs)
+
+
+class _OwnImageScreen:
+    """The screen of an environment without a separate colour screen: its own 64x64 image, 2x,
+    centred in an Atari-sized panel (stepped by `_play` like the Atari screen emulator)."""
+
+    def __init__(self, agent_env):
+        self.agent_env = agent_env
+
+    def reset(self, seed):
+        return self._last, {}
+
+    def step(self, action):
+        return self._last, None, None, None, {}
+
+    def show(self, image: np.ndarray) -> None:
+        image = np.asarray(image)[0]
+        image = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
+        panel = np.zeros((1, 1, *SCREEN, 3), np.uint8)
+        big = image.repeat(2, 0).repeat(2, 1)
+        top, left = (SCREEN[0] - big.shape[0]) // 2, (SCREEN[1] - big.shape[1]) // 2
+        panel[0, 0, top:top + big.shape[0], left:left + big.shape[1]] = big
+        self._last = panel
+
+    def close(self) -> None:
+        pass
 
 
 def _screen(obs: np.ndarray) -> np.ndarray:
@@ -139,10 +181,11 @@ def compose(screen: np.ndarray, view: np.ndarray, lines: list[str]) -> np.ndarra
     canvas = _background(title, caption).copy()
     big = screen.repeat(SCREEN_SCALE, 0).repeat(SCREEN_SCALE, 1)
     canvas[MARGIN:MARGIN + big.shape[0], MARGIN:MARGIN + big.shape[1]] = big
-    view = np.asarray(view)[..., 0] if np.asarray(view).ndim == 3 else np.asarray(view)
+    view = np.asarray(view)
+    view = view[..., None] if view.ndim == 2 else view  # grayscale (64, 64, 1) or RGB (64, 64, 3)
     small = view.repeat(VIEW_SCALE, 0).repeat(VIEW_SCALE, 1)
     left = 2 * MARGIN + SCREEN[1] * SCREEN_SCALE
-    canvas[MARGIN:MARGIN + small.shape[0], left:left + small.shape[1]] = small[..., None]
+    canvas[MARGIN:MARGIN + small.shape[0], left:left + small.shape[1]] = small
     top = MARGIN + 64 * VIEW_SCALE + 40 + 26
     text = Image.fromarray(canvas[top:, left:])  # only the changing lines go through PIL
     draw = ImageDraw.Draw(text)

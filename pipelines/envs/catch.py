@@ -11,7 +11,7 @@ for 7 steps of imagination. The board is 8x8 cells of 8x8 pixels, so the smalles
 see both objects. A uniform random policy scores well below zero; moving under the ball scores
 `balls` every episode. It behaves like `pipelines.envs.atari.VectorAtari` (same `reset`, `step`,
 `Step`, `action_set`, hidden SAME_STEP auto-reset), so the real collector, store, sampler and
-evaluation run on it unchanged; `collector.vector_env("catch", ...)` returns it.
+evaluation run on it unchanged; `registry.vector_env("catch", ...)` returns it.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ class CatchVectorEnv:
             raise ValueError(f"need at least one environment and one ball, and a fall of 1 to {CELLS - 1} rows; "
                              f"got {num_envs}, {config.balls}, {config.fall}")
         self.num_envs, self.config = num_envs, config
+        # the name the pipeline's run layout and eval.json use: "catch" or "catch-N"
+        self.game = "catch" if config.fall == CatchConfig.fall else f"catch-{config.fall}"
         self._rng = [np.random.default_rng(0) for _ in range(num_envs)]
         self._ball = np.zeros((num_envs, 2), np.int64)  # (row, column)
         self._paddle = np.zeros(num_envs, np.int64)

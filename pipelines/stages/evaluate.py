@@ -117,7 +117,7 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
     import ale_py
 
     from ..acting.agent_policy import load_agent_policy
-    from ..envs.atari import VectorAtari
+    from ..envs.registry import vector_env
 
     from ..agent_io import cap_torch_threads
     from ..machine import resolve_device
@@ -129,7 +129,7 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
     envs = max(1, min(cfg.evaluate.envs, episodes))  # all episodes at once by default: one forward pass per step
     cap_torch_threads(device, threads or envs)
     policy = load_agent_policy(agent_path, mode=mode, device=device)
-    with VectorAtari(game, envs, env_config, num_threads=threads) as env:
+    with vector_env(game, envs, env_config, num_threads=threads) as env:
         if env.num_actions != policy.num_actions:
             raise click.ClickException(
                 f"{agent_path} acts over {policy.num_actions} actions, but {game} has {env.num_actions}"
