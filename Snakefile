@@ -1,6 +1,6 @@
 # DreamerV2 on Atari as a Snakemake pipeline (see docs/pipeline.md).
 #
-#   snakemake --cores 8 train_all                               # the paper's protocol (config defaults)
+#   snakemake --cores 8 train_all --configfile config/default.yaml  # the paper's protocol, online loop
 #   snakemake --cores 2 --configfile config/debug.yaml train_all # a tiny end-to-end run
 #   snakemake --cores 8 --resources gpu=1 --profile profiles/local train_all
 #

@@ -24,12 +24,12 @@ from .machine import check_device_name, check_machine, skip_requested
 from .run_layout import RunLayout
 
 
-def check_game(game: str) -> None:
-    """Raise `ConfigError` unless `game` is the canonical name of a game (`pipelines.envs.registry`)."""
+def check_game(game: str, suite: str = "atari") -> None:
+    """Raise `ConfigError` unless `game` is the canonical name of a game of `suite` (`pipelines.envs.registry`)."""
     from .envs.registry import canonical_game
 
     try:
-        canonical = canonical_game(game)
+        canonical = canonical_game(game, suite)
     except ValueError as error:  # UnknownGameError names the game and close matches
         raise ConfigError(f"games: {error}") from None
     if canonical != game:  # folder names, eval.json and the score tables use the canonical name
@@ -47,9 +47,9 @@ def _check_agent(cfg: PipelineConfig):
 
 
 def _check_env(cfg: PipelineConfig) -> None:
-    from .envs.atari import EnvConfig
+    from .envs.registry import env_config_of
 
-    override(EnvConfig(), cfg.env, "env")
+    env_config_of(cfg)
 
 
 def _check_trackers(cfg: PipelineConfig) -> None:
@@ -67,7 +67,7 @@ def validate_config(cfg: PipelineConfig, layout: RunLayout | None = None) -> Pip
     """Every check beyond the schema; returns `cfg` unchanged or raises one `ConfigError`."""
     layout = layout or RunLayout.from_config(cfg)
     for game in cfg.games:
-        check_game(game)
+        check_game(game, cfg.suite)
     agent_config = _check_agent(cfg)
     _check_env(cfg)
     _check_trackers(cfg)

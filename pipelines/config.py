@@ -212,11 +212,16 @@ class PathsConfig:
                 raise ValueError(f"paths.{key} must not contain {', '.join(repr(c) for c in bad)}, got {value!r}")
 
 
+SUITES = ("atari", "dmc")
+DEFAULT_ACTION_REPEAT = {"atari": 4, "dmc": 2}  # the papers' protocols: DreamerV2 Atari, dmc_vision
+
+
 @dataclass
 class PipelineConfig:
     """Everything `snakemake train_all` needs. See docs/pipeline.md for each key's role."""
 
-    games: list[str] = field(default_factory=lambda: ["pong"])  # snake_case ALE ids, e.g. pong, james_bond
+    suite: str = "atari"  # "atari" (ale-py) or "dmc" (the DeepMind Control Suite from pixels)
+    games: list[str] = field(default_factory=lambda: ["pong"])  # snake_case ALE ids (pong, james_bond) or DMC tasks (walker_walk)
     seeds: list[int] = field(default_factory=lambda: [0])
     variant: str = "default"  # names the run folder; use a new name when you change training settings
     frames_budget: int = 200_000_000  # environment frames per run, prefill included (paper: 200M)
@@ -234,12 +239,14 @@ class PipelineConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     pretrain: PretrainConfig | None = None
-    env: dict[str, Any] = field(default_factory=dict)  # overrides of pipelines.envs.atari.EnvConfig
+    env: dict[str, Any] = field(default_factory=dict)  # overrides of the suite's EnvConfig or DMCConfig (pipelines/envs/)
     agent: AgentSection = field(default_factory=AgentSection)
     paths: PathsConfig = field(default_factory=PathsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def validate(self) -> None:
+        if self.suite not in SUITES:
+            raise ValueError(f"suite must be one of {', '.join(SUITES)}, got {self.suite!r}")
         if not self.games:
             raise ValueError("games must name at least one game")
         if not self.seeds:
@@ -283,7 +290,7 @@ class PipelineConfig:
 
     @property
     def action_repeat(self) -> int:
-        return int(self.env.get("action_repeat", 4))
+        return int(self.env.get("action_repeat", DEFAULT_ACTION_REPEAT.get(self.suite, 4)))
 
     @property
     def uses_pretraining(self) -> bool:

@@ -80,11 +80,18 @@ class CollectResult:
 
 
 class EpisodeBuffer:
-    """One environment's episode in progress, in preallocated arrays that double when full."""
+    """One environment's episode in progress, in preallocated arrays that double when full.
 
-    def __init__(self, capacity: int = 1024):
-        self.image = np.empty((capacity, *IMAGE_SHAPE), np.uint8)
-        self.action = np.empty(capacity, np.int32)
+    Images are (64, 64, C); actions int32 indices (discrete) or float32 (A,) vectors (continuous),
+    as the store's schema has them (`action_space` is the environment's, in the store's dict form).
+    """
+
+    def __init__(self, capacity: int = 1024, image_shape: tuple[int, ...] = IMAGE_SHAPE,
+                 action_space: dict | None = None):
+        continuous = action_space is not None and action_space.get("kind") == "continuous"
+        action_shape = tuple(action_space["shape"]) if continuous else ()
+        self.image = np.empty((capacity, *image_shape), np.uint8)
+        self.action = np.empty((capacity, *action_shape), np.float32 if continuous else np.int32)
         self.reward = np.empty(capacity, np.float32)
         self.length = 0
         self.score = 0.0
@@ -95,7 +102,7 @@ class EpisodeBuffer:
         self.score = 0.0
         self.add(image, 0, 0.0)
 
-    def add(self, image: np.ndarray, action: int, reward: float) -> None:
+    def add(self, image: np.ndarray, action, reward: float) -> None:
         if self.length == len(self.action):
             self._grow()
         t = self.length
@@ -365,10 +372,10 @@ def _run(
 ) -> None:
     """The hot loop: one vector step per iteration; finished episodes are committed in batches."""
     n = env.num_envs
-    buffers = [EpisodeBuffer() for _ in range(n)]
     reset_start = time.perf_counter()
     image = env.reset(env_seeds)
     result.reset_seconds = time.perf_counter() - reset_start
+    buffers = [EpisodeBuffer(image_shape=image.shape[1:], action_space=env.action_space) for _ in range(n)]
     for i in range(n):
         buffers[i].start(image[i])
     is_first = np.ones(n, bool)

@@ -269,6 +269,7 @@ class VectorAtari:
         self.env = make_vector_env(self.rom_id, num_envs, config, num_threads=num_threads, same_step_reset=True)
         self.action_set = action_set(self.env, config.full_action_space)
         self.num_actions = len(self.action_set["ids"])
+        self.action_space = {"kind": "discrete", "n": self.num_actions}  # the store's provenance form
 
     def reset(self, seeds: np.ndarray | int) -> np.ndarray:
         """Reset every environment; `seeds` is one int per environment (or a base seed)."""

@@ -21,8 +21,8 @@ SIGNAL_EXIT_CODES = {"SIGINT": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGT
 
 
 def env_config_from_file(path: str | Path):
-    """EnvConfig overrides from YAML: either EnvConfig fields at the top level, or a pipeline
-    configuration (config/*.yaml), whose `env` section applies."""
+    """Environment settings from YAML: either Atari `EnvConfig` fields at the top level, or a pipeline
+    configuration (config/*.yaml), whose suite's settings with its `env` section apply."""
     import yaml
 
     from dreamer_pipeline.models.config_schema import ConfigError, override
@@ -38,13 +38,13 @@ def env_config_from_file(path: str | Path):
         raise ConfigError(f"{path} must hold a mapping of keys, got {type(data).__name__}")
     from ..config import PipelineConfig, load_config
 
+    from ..envs.registry import env_config_of
+
     pipeline_fields = {f.name for f in dataclasses.fields(PipelineConfig)}
-    if pipeline_fields & set(data):
-        section, where = load_config(path).env, "env"  # a pipeline configuration
-    else:
-        section, where = data, ""  # EnvConfig fields only
     try:
-        return override(EnvConfig(), section, where)
+        if pipeline_fields & set(data):
+            return env_config_of(load_config(path))  # a pipeline configuration
+        return override(EnvConfig(), data, "")  # EnvConfig fields only
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
 
@@ -160,6 +160,9 @@ def collect_command(game, store, steps, envs, threads, seed, policy_spec, policy
     }
     try:
         env_config = dataclasses.replace(env_config, **{k: v for k, v in changes.items() if v is not None})
+    except TypeError:  # an Atari option given for another suite
+        given = sorted(k for k, v in changes.items() if v is not None)
+        raise ConfigError(f"environment settings: {type(env_config).__name__} has no {', '.join(given)}") from None
     except ValueError as error:
         raise ConfigError(f"environment settings: {error}") from None
     from ..agent_io import cap_torch_threads

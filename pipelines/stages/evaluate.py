@@ -71,11 +71,9 @@ def run_episodes(env, policy, episodes: int, seed: int, progress: bool = True) -
 
 def evaluation_env_config(cfg):
     """The run's environment settings; `evaluate.max_steps` (if set) shortens the time limit."""
-    from dreamer_pipeline.models.config_schema import override
+    from ..envs.registry import env_config_of
 
-    from ..envs.atari import EnvConfig
-
-    env_config = override(EnvConfig(), cfg.env, "env")
+    env_config = env_config_of(cfg)
     if cfg.evaluate.max_steps:
         env_config = dataclasses.replace(
             env_config, max_episode_steps=min(env_config.max_episode_steps, cfg.evaluate.max_steps)

@@ -46,15 +46,13 @@ def prefill_command(config_path, game, store, marker, steps, envs, seed, break_l
     Example: dreamer-pipeline prefill --config config/debug.yaml --game pong
     --store results/datasets/pong/random-debug.zarr --marker results/datasets/pong/random-debug.json
     """
-    from dreamer_pipeline.models.config_schema import override
-
-    from ..envs.atari import EnvConfig
     from ..acting.collector import collect
+    from ..envs.registry import env_config_of
 
     cfg = load_config(config_path)
     steps = steps or cfg.prefill.steps
     envs = envs or cfg.prefill.envs
-    env_config = override(EnvConfig(), cfg.env, "env")
+    env_config = env_config_of(cfg)
     result = collect(store, game, steps, num_envs=envs, seed=seed, env_config=env_config, policy=None,
                      break_lock=break_lock)
     if not result.complete:
