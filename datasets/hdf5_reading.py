@@ -17,9 +17,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .minari_spec import (
-    MinariSpecError, ale_game_of, full_action_space_of, parse_env_spec, read_observations,
+    MinariSpecError, ale_game_of, full_action_space_of, observation_space, parse_env_spec, read_observations,
 )
-from .schema import ANY_DISCRETE, IMAGE_SHAPE, SchemaError, StoreSchema, schema_for_writer
+from .schema import ANY_DISCRETE, IMAGE_SHAPE, ActionSpec, SchemaError, StoreSchema, schema_for_writer
 from .store import ATTRS_KEY, MAX_CHUNK_STEPS
 
 MINARI_FILE = "main_data.hdf5"
@@ -72,9 +72,12 @@ def read_metadata(file_path: Path) -> dict[str, Any]:
 def _foreign_provenance(file_path: Path, metadata: dict[str, Any], action_set: dict[str, Any] | None,
                         attrs: Mapping[str, Any] | None) -> dict[str, Any]:
     """Attributes for a Minari dataset we did not write: the action count comes from its metadata,
-    what the actions mean from `action_set` or its `env_spec` (never from the count alone)."""
+    what the actions mean from `action_set` or its `env_spec` (never from the count alone). A Box
+    action space of shape [A] becomes a continuous store with its bounds."""
     try:
         space = json.loads(metadata["action_space"])
+        if isinstance(space, dict) and space.get("type") == "Box":
+            return _foreign_box(file_path, metadata, space, attrs)
         assert space["type"] == "Discrete"
         num_actions, start = int(space["n"]), int(space.get("start", 0))
         assert start == 0
@@ -99,6 +102,31 @@ def _foreign_provenance(file_path: Path, metadata: dict[str, Any], action_set: d
         "policy": {"kind": "import", "dataset_id": dataset_id, "algorithm": metadata.get("algorithm_name")},
         "env": {},
         **({"env_spec": spec} if spec else {}),
+        **dict(attrs or {}),
+    }
+    name = dataset_id.rstrip("/").rsplit("/", 1)[-1]  # one store: never a path
+    return {"reward_free": False, "stores": [{"name": name, "attrs": store_attrs}]}
+
+
+def _foreign_box(file_path: Path, metadata: dict[str, Any], space: dict[str, Any],
+                 attrs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A foreign dataset with continuous actions; RGB images when its observations are 64x64x3."""
+    try:
+        action_space = ActionSpec.from_dict({"kind": "continuous", "shape": space.get("shape"),
+                                             "low": space.get("low"), "high": space.get("high")}).to_dict()
+    except SchemaError as error:
+        raise HDF5Error(f"{file_path.parent / METADATA_FILE}: the Box action_space: {error}") from None
+    try:
+        observations = observation_space(metadata) or {}
+    except MinariSpecError as error:
+        raise HDF5Error(f"{file_path.parent / METADATA_FILE}: {error}") from None
+    dataset_id = str(metadata.get("dataset_id", file_path.parent.parent.name))
+    store_attrs = {
+        "game": dataset_id,
+        "action_space": action_space,
+        **({"image_shape": [64, 64, 3]} if observations.get("shape") == [64, 64, 3] else {}),
+        "policy": {"kind": "import", "dataset_id": dataset_id, "algorithm": metadata.get("algorithm_name")},
+        "env": {},
         **dict(attrs or {}),
     }
     name = dataset_id.rstrip("/").rsplit("/", 1)[-1]  # one store: never a path

@@ -319,6 +319,26 @@ def test_a_hostile_continuous_hdf5_is_one_error(tmp_path, change, problem):
     assert not (tmp_path / "back.zarr").exists()
 
 
+def test_a_foreign_minari_dataset_with_a_box_action_space_imports_as_continuous(tmp_path):
+    import h5py
+
+    path = make_store(tmp_path / "walker.zarr", [6, 4], action_dims=2, channels=3)
+    data_dir = export_minari(path, tmp_path / "export", progress=False)
+    with h5py.File(data_dir / "main_data.hdf5", "r+") as file:  # no dreamer-pipeline provenance: foreign
+        del file.attrs[ATTRS_KEY]
+    metadata = json.loads((data_dir / "metadata.json").read_text())
+    del metadata[ATTRS_KEY]
+    (data_dir / "metadata.json").write_text(json.dumps(metadata))
+    copy = ExperienceStore(import_minari(data_dir, tmp_path / "foreign.zarr", progress=False)[0])
+    assert copy.action_space.to_dict() == {"kind": "continuous", "shape": [2], "low": [-1.0] * 2, "high": [1.0] * 2}
+    assert copy.image_shape == (64, 64, 3)
+    np.testing.assert_array_equal(copy.read("action"), ExperienceStore(path).read("action"))
+    metadata["action_space"] = json.dumps({**json.loads(metadata["action_space"]), "low": [float("nan"), -1.0]})
+    (data_dir / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(HDF5Error, match="metadata.json: the Box action_space: .*low=.*finite"):
+        import_minari(data_dir, tmp_path / "bad.zarr", progress=False)
+
+
 def test_rgb_frames_are_resized_per_channel():
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, size=(2, 128, 128, 3), dtype=np.uint8)
