@@ -76,14 +76,17 @@ def _foreign_provenance(file_path: Path, metadata: dict[str, Any], action_set: d
     action space of shape [A] becomes a continuous store with its bounds."""
     try:
         space = json.loads(metadata["action_space"])
-        if isinstance(space, dict) and space.get("type") == "Box":
-            return _foreign_box(file_path, metadata, space, attrs)
+    except Exception:  # noqa: BLE001 - missing or not JSON: said below
+        space = None
+    if isinstance(space, dict) and space.get("type") == "Box":
+        return _foreign_box(file_path, metadata, space, attrs)
+    try:
         assert space["type"] == "Discrete"
         num_actions, start = int(space["n"]), int(space.get("start", 0))
         assert start == 0
     except Exception:
         raise HDF5Error(
-            f"{file_path}: neither dreamer-pipeline provenance nor a metadata.json with a Discrete action_space "
+            f"{file_path}: neither dreamer-pipeline provenance nor a metadata.json with a Discrete (or Box) action_space "
             "(starting at 0); cannot tell what the actions mean"
         ) from None
     try:
