@@ -14,7 +14,10 @@ A *source* names stores in one of three ways (see docs/data.md):
 twice is used once. `Replay(recent, capacity_steps, shared)` is the paper's replay: the most recent
 `capacity_steps` steps of `recent` (whole episodes only) plus every episode of `shared`.
 
-Every store of a dataset must use the same action set (action indices must mean the same thing).
+Every store of a dataset must have the same action space and image shape (a discrete and a
+continuous store, or grayscale and RGB images, cannot be sampled together), and discrete stores the
+same action set (action indices must mean the same thing). Version-1 and version-2 stores mix
+freely when they agree (a version-1 store is discrete over its action set, with grayscale images).
 A dataset has rewards only if every store has them: mixing in a reward-free store drops rewards
 for the whole dataset (`has_reward` is False) rather than inventing zeros.
 """
@@ -29,7 +32,8 @@ from typing import Any, Iterable, Sequence, Union
 
 import numpy as np
 
-from .store import ExperienceStore, StoreError
+from .schema import ActionSpec
+from .store import IMAGE_SHAPE, ExperienceStore, StoreError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 MANIFEST_KEYS = {"name", "stores"}
@@ -119,9 +123,19 @@ class Dataset:
         return self.stores[0].attrs.get("action_set") if self.stores else None
 
     @property
+    def action_space(self) -> ActionSpec | None:
+        """The stores' action space (`.to_dict()` is the contract's dict); None without stores."""
+        return self.stores[0].action_space if self.stores else None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.stores[0].image_shape if self.stores else IMAGE_SHAPE
+
+    @property
     def num_actions(self) -> int | None:
-        action_set = self.action_set
-        return len(action_set["ids"]) if action_set and "ids" in action_set else None
+        """n of a discrete dataset; None for continuous actions (see `action_space`)."""
+        space = self.action_space
+        return space.n if space is not None and space.is_discrete else None
 
     @property
     def games(self) -> list[str]:
@@ -348,11 +362,19 @@ def _most_recent(dataset: Dataset, capacity_steps: int, order: str) -> EpisodeTa
 def _check_consistent(stores: Sequence[ExperienceStore]) -> None:
     if not stores:
         return
-    reference = stores[0].attrs.get("action_set", {})
+    first = stores[0]
+    reference = first.attrs.get("action_set") or {}
     for store in stores[1:]:
-        action_set = store.attrs.get("action_set", {})
-        if action_set.get("ids") != reference.get("ids"):
+        action_set = store.attrs.get("action_set") or {}
+        if first.action_space.is_discrete and store.action_space.is_discrete \
+                and action_set.get("ids") != reference.get("ids"):
             raise DatasetError(
-                f"stores {stores[0].path} and {store.path} use different action sets "
+                f"stores {first.path} and {store.path} use different action sets "
                 f"({reference.get('ids')} vs {action_set.get('ids')}); their action indices cannot be mixed"
+            )
+        if store.action_space != first.action_space or store.image_shape != first.image_shape:
+            raise DatasetError(
+                f"stores {first.path} and {store.path} hold different kinds of data (action space "
+                f"{first.action_space} vs {store.action_space}, image shape {list(first.image_shape)} vs "
+                f"{list(store.image_shape)}); they cannot be sampled together"
             )

@@ -15,6 +15,7 @@ seeded generator, so a device sampler yields the same batches as a CPU sampler w
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .dataset import Dataset
@@ -41,7 +42,8 @@ class DeviceSequenceSampler:
         episode, offset = self.selection.sample_windows()
         flat = torch.from_numpy(self.selection.flat_indices(episode, offset)).to(self.device, non_blocking=True)
         batch = {key: value[flat] for key, value in self.arrays.items()}  # indexing copies
-        batch["action"] = batch["action"].long()
+        if self.selection.action_dtype == np.int64:  # discrete: int32 indices in memory, int64 in batches
+            batch["action"] = batch["action"].long()
         batch["is_first"][:, 0] = True  # every window starts from the zero state (as SequenceSampler)
         return batch
 

@@ -1,4 +1,5 @@
-"""Converting other datasets' Atari frames into the store's 64x64 grayscale, the way ale-py does.
+"""Converting other datasets' frames into the store's 64x64 images: Atari's grayscale the way ale-py
+makes it, or RGB (stores with `image_shape` [64, 64, 3]) resized the same way per channel.
 
 Our environment (ale-py's vector env) converts each screen to grayscale with ALE's own palette
 luminance and resizes it to 64x64 with OpenCV's INTER_AREA. Imports of foreign data must produce
@@ -82,15 +83,20 @@ def area_resize(frames: np.ndarray, size: int = 64) -> np.ndarray:
     return out
 
 
-def to_store_frames(observations: np.ndarray, size: int = 64) -> tuple[np.ndarray, list[str]]:
-    """Any Atari frames -> uint8 (N, size, size, 1), and the conversions applied (for provenance).
+def to_store_frames(observations: np.ndarray, size: int = 64, channels: int = 1) -> tuple[np.ndarray, list[str]]:
+    """Frames -> uint8 (N, size, size, channels), and the conversions applied (for provenance).
 
-    Accepts (N, H, W, 3) RGB, (N, H, W) or (N, H, W, 1) grayscale, at any size >= `size`.
+    `channels=1` (Atari's grayscale) accepts (N, H, W, 3) RGB, (N, H, W) or (N, H, W, 1) grayscale;
+    `channels=3` accepts (N, H, W, 3) RGB only (grayscale cannot become colour). Any size >= `size`.
     """
     observations = np.asarray(observations)
     steps: list[str] = []
     if observations.dtype != np.uint8:
         raise ValueError(f"frames must be uint8, got {observations.dtype}")
+    if channels == 3:
+        return _to_rgb_frames(observations, size)
+    if channels != 1:
+        raise ValueError(f"store images have 1 (grayscale) or 3 (RGB) channels, not {channels!r}")
     if observations.ndim == 4 and observations.shape[-1] == 3:
         observations = ale_grayscale(observations)
         steps.append("rgb->grayscale (ALE palette luminance)")
@@ -102,3 +108,14 @@ def to_store_frames(observations: np.ndarray, size: int = 64) -> tuple[np.ndarra
         steps.append(f"resize {observations.shape[1]}x{observations.shape[2]}->{size}x{size} (INTER_AREA)")
         observations = area_resize(observations, size)
     return observations[..., None], steps
+
+
+def _to_rgb_frames(observations: np.ndarray, size: int) -> tuple[np.ndarray, list[str]]:
+    if observations.ndim != 4 or observations.shape[-1] != 3:
+        raise ValueError(f"expected RGB frames (N, H, W, 3) for an RGB store, got {observations.shape}")
+    count, height, width, _ = observations.shape
+    if (height, width) == (size, size):
+        return observations, []
+    planes = np.ascontiguousarray(observations.transpose(0, 3, 1, 2)).reshape(count * 3, height, width)
+    resized = area_resize(planes, size).reshape(count, 3, size, size).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(resized), [f"resize {height}x{width}->{size}x{size} per channel (INTER_AREA)"]

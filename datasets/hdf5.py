@@ -20,7 +20,11 @@ not is_terminal[i+1]`. Importing inverts this exactly (step 0 gets action 0 and 
 Lossless: observations are raw uint8 with gzip (portable) or lzf (faster, h5py-only), never JPEG.
 Importing also reads JPEG-encoded observations (Minari's default since 0.5.3), which are lossy;
 the store's `imported_from` then says so.
-Actions are int64 (Minari's Discrete convention), rewards float64 (float32 values round-trip).
+Actions are int64 for a discrete action space (Minari's Discrete convention) and float32 (T, A) for
+a continuous one (a Box with the store's bounds); observations are (T + 1, 64, 64, C), grayscale
+or RGB; rewards float64 (float32 values round-trip). The action space and image shape are also in
+the provenance (`action_space`, `image_shape`, and in every store's attributes); import checks
+that the arrays agree with them.
 Reward-free stores: Minari requires a `rewards` array, so they are exported as NaN rewards and
 flagged `reward_free` in our provenance; importing restores a reward-free store.
 
@@ -48,13 +52,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .dataset import Dataset, open_dataset
-from .minari_spec import MINARI_VERSION, MinariSpecError, env_spec_json, jpeg_encoded
+from .minari_spec import (
+    MINARI_VERSION, MinariSpecError, action_space_json, env_spec_json, jpeg_encoded, observation_space_json,
+)
 from .durable import fsync_all, staged_directory
 from .hdf5_reading import (  # noqa: F401  (HDF5Error, safe_name, read_minari_metadata: public here too)
     METADATA_FILE, MINARI_FILE, HDF5Error, check_stores, episode_names, locate_file, read_episode, read_metadata,
     read_minari_metadata, read_provenance, safe_name,
 )
-from .store import ATTRS_KEY, IMAGE_SHAPE, EpisodeError, StoreWriter, validate_episode
+from .store import ATTRS_KEY, EpisodeError, StoreWriter
 
 MINARI_LAYOUT_VERSION = MINARI_VERSION  # the first Minari release that reads our export (minari_spec.py)
 # An import is staged as a whole (it appears complete or not at all), so it commits in batches of
@@ -86,9 +92,6 @@ def export_minari(
     data = data if isinstance(data, Dataset) else open_dataset(data)
     if compression not in ("gzip", "lzf"):
         raise HDF5Error(f"compression must be 'gzip' or 'lzf' (lossless), got {compression!r}")
-    num_actions = data.num_actions
-    if num_actions is None:
-        raise HDF5Error(f"dataset {data.name!r}: stores carry no action_set attribute; cannot write the action space")
     final_dir = Path(out_dir) / "data"
     if final_dir.exists() and (not final_dir.is_dir() or any(final_dir.iterdir())):
         raise HDF5Error(f"{final_dir}: already exists (a Minari dataset?); choose an empty OUT_DIR")
@@ -103,7 +106,7 @@ def _export_into(data: Dataset, data_dir: Path, dataset_id: str, compression: st
                  progress: bool) -> None:
     import h5py
 
-    num_actions, reward_free = data.num_actions, not data.has_reward
+    space, image_shape, reward_free = data.action_space, tuple(data.image_shape), not data.has_reward
     options = {"compression": compression, **({"compression_opts": 4} if compression == "gzip" else {})}
 
     table = data.episodes
@@ -130,9 +133,9 @@ def _export_into(data: Dataset, data_dir: Path, dataset_id: str, compression: st
             group.attrs["dreamer_pipeline_store"] = len(stores_meta) - 1
             if length == 1 and terminal[0]:  # no transition carries the flag: keep it as an attribute
                 group.attrs["dreamer_pipeline_terminal_at_reset"] = True
-            chunk = (max(1, min(length, 64)), *IMAGE_SHAPE)
+            chunk = (max(1, min(length, 64)), *image_shape)
             group.create_dataset("observations", data=image, chunks=chunk, **options)
-            group.create_dataset("actions", data=action[1:].astype(np.int64))
+            group.create_dataset("actions", data=action[1:].astype(np.int64 if space.is_discrete else np.float32))
             rewards = np.full(steps, np.nan) if reward is None else reward[1:].astype(np.float64)
             group.create_dataset("rewards", data=rewards)
             group.create_dataset("terminations", data=terminal[1:].astype(bool))
@@ -147,6 +150,8 @@ def _export_into(data: Dataset, data_dir: Path, dataset_id: str, compression: st
             "format": EXPORT_FORMAT,
             "version": EXPORT_VERSION,
             "reward_free": reward_free,
+            "action_space": space.to_dict(),
+            "image_shape": list(image_shape),
             "stores": [{k: v for k, v in meta.items() if k != "_store"} for meta in stores_meta],
         }
         file.attrs[ATTRS_KEY] = json.dumps(provenance)
@@ -156,16 +161,14 @@ def _export_into(data: Dataset, data_dir: Path, dataset_id: str, compression: st
         "total_steps": total_steps,
         "data_format": "hdf5",
         "jpeg_encoding": False,
-        "observation_space": json.dumps(
-            {"type": "Box", "dtype": "uint8", "shape": list(IMAGE_SHAPE),
-             "low": np.zeros(IMAGE_SHAPE, int).tolist(), "high": np.full(IMAGE_SHAPE, 255).tolist()}
-        ),
-        "action_space": json.dumps({"type": "Discrete", "dtype": "int64", "start": 0, "n": int(num_actions)}),
+        "observation_space": observation_space_json(image_shape),
+        "action_space": action_space_json(space),
         "minari_version": MINARI_LAYOUT_VERSION,
         **optional,
         "algorithm_name": "dreamer-pipeline " + ",".join(sorted({str(s.attrs.get("policy", {}).get("kind")) for s in data.stores})),
-        "description": f"dreamer-pipeline experience ({', '.join(data.games)}); 64x64 grayscale Atari frames",
-        "requirements": ["ale-py>=0.9"],
+        "description": f"dreamer-pipeline experience ({', '.join(data.games)}); 64x64 "
+                       f"{'grayscale' if image_shape[-1] == 1 else 'RGB'} frames, {space} actions",
+        "requirements": ["ale-py>=0.9"] if "env_spec" in optional else [],
         "dataset_size": round(sum(p.stat().st_size for p in data_dir.iterdir()) / 1e6, 1),
         ATTRS_KEY: provenance,
     }
@@ -190,8 +193,10 @@ def import_minari(
 
     For a foreign dataset (no dreamer-pipeline provenance): `action_set` says what its action
     indices mean (its length must be the action space's n; default: indices only, `full` from
-    `env_spec`), `attrs` add provenance (game, env, policy), and `convert` turns its frames into
-    the store's (e.g. `frames.to_store_frames`; default: they must be 64x64 grayscale already).
+    `env_spec`), `attrs` add provenance (game, env, policy; `action_space` and
+    `image_shape` when they are not Atari's discrete actions and grayscale frames), and `convert`
+    turns its frames into the store's (e.g. `frames.to_store_frames`; default: they must be 64x64
+    already, grayscale unless `attrs` say `image_shape` [64, 64, 3]).
     """
     import h5py
 
@@ -210,7 +215,7 @@ def import_minari(
         names = episode_names(file_path, file.keys())
         provenance = read_provenance(file_path, file, metadata, action_set, attrs)
         reward_free = provenance["reward_free"]
-        stores = check_stores(file_path, provenance["stores"], len(names))
+        stores = check_stores(file_path, provenance["stores"], len(names), provenance)
         if store_path.exists():
             raise HDF5Error(f"{store_path}: already exists; import into a new store path")
         single = len(stores) == 1
@@ -233,7 +238,7 @@ def import_minari(
                     conversions: list[str] = []
                     for episode_name in names[first : first + count]:
                         episode, steps = read_episode(file_path, file[episode_name], episode_name, reward_free, jpeg,
-                                                       convert)
+                                                       convert, store_meta["schema"])
                         conversions = conversions or steps
                         pending.append((episode_name, episode))
                         if (sum(len(e["is_first"]) for _, e in pending) >= IMPORT_COMMIT_STEPS
@@ -258,7 +263,7 @@ def _commit(writer: StoreWriter, file_path: Path, episodes: list[tuple[str, dict
     except EpisodeError as error:  # name the episode: check them one by one
         for name, episode in episodes:
             try:
-                validate_episode(episode, writer.reward_free)
+                writer.schema.validate_episode(episode, writer.reward_free)
             except EpisodeError as problem:
                 raise HDF5Error(f"{file_path}: {name}: {problem}") from None
         raise HDF5Error(f"{file_path}: episodes {episodes[0][0]}..{episodes[-1][0]}: {error}") from None

@@ -17,9 +17,10 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .minari_spec import (
-    MinariSpecError, ale_game_of, full_action_space_of, parse_env_spec, read_observations,
+    MinariSpecError, ale_game_of, full_action_space_of, observation_space, parse_env_spec, read_observations,
 )
-from .store import ATTRS_KEY, IMAGE_SHAPE, MAX_CHUNK_STEPS
+from .schema import ANY_DISCRETE, IMAGE_SHAPE, ActionSpec, SchemaError, StoreSchema, schema_for_writer
+from .store import ATTRS_KEY, MAX_CHUNK_STEPS
 
 MINARI_FILE = "main_data.hdf5"
 METADATA_FILE = "metadata.json"
@@ -71,15 +72,21 @@ def read_metadata(file_path: Path) -> dict[str, Any]:
 def _foreign_provenance(file_path: Path, metadata: dict[str, Any], action_set: dict[str, Any] | None,
                         attrs: Mapping[str, Any] | None) -> dict[str, Any]:
     """Attributes for a Minari dataset we did not write: the action count comes from its metadata,
-    what the actions mean from `action_set` or its `env_spec` (never from the count alone)."""
+    what the actions mean from `action_set` or its `env_spec` (never from the count alone). A Box
+    action space of shape [A] becomes a continuous store with its bounds."""
     try:
         space = json.loads(metadata["action_space"])
+    except Exception:  # noqa: BLE001 - missing or not JSON: said below
+        space = None
+    if isinstance(space, dict) and space.get("type") == "Box":
+        return _foreign_box(file_path, metadata, space, attrs)
+    try:
         assert space["type"] == "Discrete"
         num_actions, start = int(space["n"]), int(space.get("start", 0))
         assert start == 0
     except Exception:
         raise HDF5Error(
-            f"{file_path}: neither dreamer-pipeline provenance nor a metadata.json with a Discrete action_space "
+            f"{file_path}: neither dreamer-pipeline provenance nor a metadata.json with a Discrete (or Box) action_space "
             "(starting at 0); cannot tell what the actions mean"
         ) from None
     try:
@@ -98,6 +105,31 @@ def _foreign_provenance(file_path: Path, metadata: dict[str, Any], action_set: d
         "policy": {"kind": "import", "dataset_id": dataset_id, "algorithm": metadata.get("algorithm_name")},
         "env": {},
         **({"env_spec": spec} if spec else {}),
+        **dict(attrs or {}),
+    }
+    name = dataset_id.rstrip("/").rsplit("/", 1)[-1]  # one store: never a path
+    return {"reward_free": False, "stores": [{"name": name, "attrs": store_attrs}]}
+
+
+def _foreign_box(file_path: Path, metadata: dict[str, Any], space: dict[str, Any],
+                 attrs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A foreign dataset with continuous actions; RGB images when its observations are 64x64x3."""
+    try:
+        action_space = ActionSpec.from_dict({"kind": "continuous", "shape": space.get("shape"),
+                                             "low": space.get("low"), "high": space.get("high")}).to_dict()
+    except SchemaError as error:
+        raise HDF5Error(f"{file_path.parent / METADATA_FILE}: the Box action_space: {error}") from None
+    try:
+        observations = observation_space(metadata) or {}
+    except MinariSpecError as error:
+        raise HDF5Error(f"{file_path.parent / METADATA_FILE}: {error}") from None
+    dataset_id = str(metadata.get("dataset_id", file_path.parent.parent.name))
+    store_attrs = {
+        "game": dataset_id,
+        "action_space": action_space,
+        **({"image_shape": [64, 64, 3]} if observations.get("shape") == [64, 64, 3] else {}),
+        "policy": {"kind": "import", "dataset_id": dataset_id, "algorithm": metadata.get("algorithm_name")},
+        "env": {},
         **dict(attrs or {}),
     }
     name = dataset_id.rstrip("/").rsplit("/", 1)[-1]  # one store: never a path
@@ -145,8 +177,12 @@ def read_provenance(file_path: Path, file: Any, metadata: dict[str, Any], action
     return {**provenance, "reward_free": bool(provenance.get("reward_free", False))}
 
 
-def check_stores(file_path: Path, stores: list, episodes: int) -> list[dict[str, Any]]:
-    """Validated store records: a safe name, attributes, an episode range inside the file, chunk steps."""
+def check_stores(file_path: Path, stores: list, episodes: int, provenance: Mapping[str, Any] | None = None
+                 ) -> list[dict[str, Any]]:
+    """Validated store records: a safe name, attributes, an episode range inside the file, chunk steps,
+    and the store's `schema` (its action space and image shape, which must agree with the
+    provenance's `action_space` and `image_shape` where it records them)."""
+    declared = _declared_schema(file_path, provenance or {})
     checked, covered = [], 0
     for index, record in enumerate(stores):
         where = f"{file_path}: provenance store {index}"
@@ -166,15 +202,37 @@ def check_stores(file_path: Path, stores: list, episodes: int) -> list[dict[str,
         chunk_steps = record["attrs"].get("chunk_steps", 64)
         if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, int) or not 1 <= chunk_steps <= MAX_CHUNK_STEPS:
             raise HDF5Error(f"{where}: chunk_steps must be an integer from 1 to {MAX_CHUNK_STEPS}, got {chunk_steps!r}")
+        try:
+            schema = schema_for_writer({k: v for k, v in record["attrs"].items() if k != "format_version"})
+        except SchemaError as error:
+            raise HDF5Error(f"{where}: {error}") from None
+        if declared is not None and schema != declared:
+            raise HDF5Error(f"{where} holds {schema.action_space} actions and {list(schema.image_shape)} images, but "
+                            f"the file declares {declared.action_space} and {list(declared.image_shape)}")
         covered += count
-        checked.append({**record, "name": name, "first_episode": first, "episodes": count, "chunk_steps": chunk_steps})
+        checked.append({**record, "name": name, "first_episode": first, "episodes": count, "chunk_steps": chunk_steps,
+                        "schema": schema})
     if covered != episodes:
         raise HDF5Error(f"{file_path}: the provenance's stores cover {covered} episodes, the file holds {episodes}")
     return checked
 
 
+def _declared_schema(file_path: Path, provenance: Mapping[str, Any]) -> StoreSchema | None:
+    """The schema the provenance declares for the whole file (exports since format version 2)."""
+    if "action_space" not in provenance and "image_shape" not in provenance:
+        return None
+    try:
+        return schema_for_writer({}, provenance.get("action_space"), provenance.get("image_shape"))
+    except SchemaError as error:
+        raise HDF5Error(f"{file_path}: the '{ATTRS_KEY}' provenance: {error}") from None
+
+
 def read_episode(file_path: Path, group: Any, name: str, reward_free: bool, jpeg: bool = False,
-                  convert: Callable | None = None) -> tuple[dict[str, np.ndarray], list[str]]:
+                  convert: Callable | None = None, schema: StoreSchema | None = None
+                  ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """One episode group as a store episode of `schema` (default: Atari's, discrete and grayscale)."""
+    schema = schema or ANY_DISCRETE
+    image_shape, space = tuple(schema.image_shape), schema.action_space
     where = f"{file_path}: {name}"
     steps_done: list[str] = []
     try:
@@ -196,19 +254,27 @@ def read_episode(file_path: Path, group: Any, name: str, reward_free: bool, jpeg
     steps = len(actions)
     if observations.ndim == 3:
         observations = observations[..., None]
-    if observations.shape != (steps + 1, *IMAGE_SHAPE) or observations.dtype != np.uint8:
+    if observations.shape != (steps + 1, *image_shape) or observations.dtype != np.uint8:
         raise HDF5Error(
             f"{where}: observations are {observations.dtype} {observations.shape}; expected uint8 "
-            f"{(steps + 1, *IMAGE_SHAPE)} (one more frame than the {steps} actions)"
-            + ("" if convert is not None or observations.shape[1:] == IMAGE_SHAPE else
+            f"{(steps + 1, *image_shape)} (one more frame than the {steps} actions)"
+            + ("" if convert is not None or image_shape != IMAGE_SHAPE or observations.shape[1:] == IMAGE_SHAPE else
                "; Atari screens of another size or colour import with `dreamer-pipeline import-minari-atari`, "
                "which converts them explicitly")
         )
     for key, value in (("actions", actions), ("rewards", rewards), ("terminations", terminations), ("truncations", truncations)):
-        if value.shape != (steps,):
-            raise HDF5Error(f"{where}: {key} has shape {value.shape}; expected ({steps},)")
-    if not np.issubdtype(actions.dtype, np.integer) or (steps and (actions.min() < 0 or actions.max() > np.iinfo(np.int32).max)):
-        raise HDF5Error(f"{where}: actions must be non-negative integers (a Discrete action space)")
+        expected = (steps, *space.step_shape) if key == "actions" else (steps,)
+        if value.shape != expected:
+            raise HDF5Error(f"{where}: {key} has shape {value.shape}; expected {expected}"
+                            + (f" (action space {space})" if key == "actions" else ""))
+    if space.is_discrete:
+        if not np.issubdtype(actions.dtype, np.integer) or (steps and (actions.min() < 0 or actions.max() > np.iinfo(np.int32).max)):
+            raise HDF5Error(f"{where}: actions must be non-negative integers (a Discrete action space)")
+        action = np.concatenate([[0], actions]).astype(np.int32)
+    else:  # bounds are the store writer's check, named per episode by the import
+        if not np.issubdtype(actions.dtype, np.floating):
+            raise HDF5Error(f"{where}: actions are {actions.dtype}; a continuous action space stores float vectors")
+        action = np.concatenate([np.zeros((1, space.dims), np.float32), actions.astype(np.float32)])
     if terminations[:-1].any() or truncations[:-1].any():
         raise HDF5Error(f"{where}: terminations/truncations set before the last step")
     length = steps + 1
@@ -221,7 +287,7 @@ def read_episode(file_path: Path, group: Any, name: str, reward_free: bool, jpeg
     is_terminal[0] |= bool(group.attrs.get("dreamer_pipeline_terminal_at_reset", False))
     episode = {
         "image": np.ascontiguousarray(observations),
-        "action": np.concatenate([[0], actions]).astype(np.int32),
+        "action": action,
         "is_first": is_first,
         "is_last": is_last,
         "is_terminal": is_terminal,

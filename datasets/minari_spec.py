@@ -14,6 +14,12 @@
 - **Action sets.** A Discrete action index means an entry of the environment's action set: the
   game's minimal set unless `env_spec` says `full_action_space=True`. The action count alone
   cannot tell (Centipede's minimal set has all 18 actions).
+- **Spaces.** Minari serialises gymnasium spaces as JSON (`minari.serialization.serialize_space`):
+  `{"type": "Discrete", "dtype": "int64", "start": 0, "n": N}`, and `{"type": "Box", "dtype":
+  "float32", "shape": [A], "low": [...], "high": [...]}` for a continuous action space (a store's
+  `action_space`) or the uint8 image observations (`image_shape`, bounds 0 and 255 per element).
+  A Control Suite store has no `env_spec` (gymnasium has no registered dm_control environment), so
+  `recover_environment()` cannot rebuild it; the data loads.
 """
 
 from __future__ import annotations
@@ -33,6 +39,20 @@ class MinariSpecError(ValueError):
 
 
 # -- env_spec -----------------------------------------------------------------------------------
+
+
+def action_space_json(space: Any) -> str:
+    """Minari's serialisation of a store's action space (`schema.ActionSpec`): Discrete or Box."""
+    if space.is_discrete:
+        return json.dumps({"type": "Discrete", "dtype": "int64", "start": 0, "n": int(space.n)})
+    return json.dumps({"type": "Box", "dtype": "float32", "shape": [space.dims], "low": list(space.low),
+                       "high": list(space.high)})
+
+
+def observation_space_json(image_shape: tuple[int, ...]) -> str:
+    """Minari's serialisation of the uint8 image observations (a Box from 0 to 255)."""
+    return json.dumps({"type": "Box", "dtype": "uint8", "shape": list(image_shape),
+                       "low": np.zeros(image_shape, int).tolist(), "high": np.full(image_shape, 255).tolist()})
 
 
 def ale_env_id(rom: str) -> str:

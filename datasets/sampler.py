@@ -1,9 +1,10 @@
 """Training batches of fixed-length sequences, sampled from a Dataset or Replay.
 
 `SequenceSampler(data, batch_size=16, seq_len=50)` yields dicts of numpy arrays, batch-major
-(the Batches contract in docs/architecture.md): `image` uint8 (B, T, 64, 64, 1), `action` int64,
-`reward` float32 (only when every store has rewards; never invented), `is_first`, `is_last`,
-`is_terminal` bool, each (B, T).
+(the Batches contract in docs/architecture.md): `image` uint8 (B, T, 64, 64, C) (C = 1 grayscale,
+3 RGB: the stores' `image_shape`), `action` int64 (B, T) indices for a discrete action space or
+float32 (B, T, A) vectors for a continuous one, `reward` float32 (only when every store has rewards;
+never invented), `is_first`, `is_last`, `is_terminal` bool, each (B, T).
 
 Selection (paper, Sec. "data conventions"): sequences never cross episodes, and episodes shorter
 than T are skipped. The first step of every window has `is_first` set (published `replay.py`), so
@@ -16,16 +17,17 @@ the world model filters each window from its zero state with a zeroed first acti
   proportionally more samples). `prioritize_ends` does not apply and is ignored.
 Draws come from one `numpy.random.Generator(seed)`, so a sampler is deterministic given its seed.
 
-Memory: the small per-step arrays (action, reward, flags: ~10 bytes/step) of the used episodes
-are loaded into RAM once; images (4 kB/step, 8 GB for a 2M-step replay) are read on demand, one
-decoded chunk at a time, through `ChunkReader` (see chunks.py for the measurements behind it).
+Memory: the small per-step arrays (action, reward, flags: ~10 bytes/step, plus 4 bytes per
+continuous action dimension) of the used episodes are loaded into RAM once; images (4 kB/step
+grayscale, 12 kB RGB: 8 GB for a 2M-step grayscale replay) are read on demand, one decoded chunk at
+a time, through `ChunkReader` (see chunks.py for the measurements behind it).
 `cache`:
 - `"none"` (default): every batch reads and decodes the chunks its windows touch, each once,
   with `threads` decoding concurrently (default: half the usable cores, 1 to 4), into scratch
   buffers reused across batches.
 - `"lru"`: additionally keeps up to `cache_bytes` of decoded chunks across batches (helps when the
   dataset is not much bigger than the cache).
-- `"ram"`: decodes every image of the used episodes into RAM up front (4 kB/step); the fastest,
+- `"ram"`: decodes every image of the used episodes into RAM up front (4 or 12 kB/step); the fastest,
   for datasets that fit.
 """
 
@@ -41,7 +43,7 @@ from tqdm.auto import tqdm
 
 from .chunks import ChunkReader
 from .dataset import Dataset, DatasetError, open_dataset
-from .store import FLAG_KEYS, IMAGE_SHAPE
+from .store import FLAG_KEYS
 
 MODES = ("episode", "step")
 CACHES = ("none", "lru", "ram")
@@ -98,6 +100,8 @@ class SequenceSampler:
         self.seed = seed
         self.cache = cache
         self.has_reward = data.has_reward
+        self.image_shape = tuple(data.image_shape)
+        self.action_dtype = data.action_space.batch_dtype if data.action_space is not None else np.dtype(np.int64)
         self.rng = np.random.default_rng(seed)
         self.threads = default_threads() if threads is None else max(1, int(threads))
         self._pool: ThreadPoolExecutor | None = None
@@ -124,7 +128,7 @@ class SequenceSampler:
         self._images_in_ram = self._load_images(progress) if cache == "ram" else None
         chunks_per_window = -(-(self.seq_len - 1) // min(r.chunk_steps for r in self.readers)) + 1
         self._scratch_slots = self.batch_size * chunks_per_window
-        self._scratch: dict[int, np.ndarray] = {}  # chunk_steps -> (slots, chunk_steps, 64, 64, 1)
+        self._scratch: dict[int, np.ndarray] = {}  # chunk_steps -> (slots, chunk_steps, 64, 64, C)
 
     # -- selection ---------------------------------------------------------------------------------
     def sample_windows(self) -> tuple[np.ndarray, np.ndarray]:
@@ -212,7 +216,7 @@ class SequenceSampler:
             batch = {"image": self._images_in_ram[flat]}
         else:
             batch = {"image": self._gather_images(self.store_of[episode], self.start_of[episode] + offset)}
-        batch["action"] = self._small["action"][flat].astype(np.int64)
+        batch["action"] = self._small["action"][flat].astype(self.action_dtype, copy=False)
         if self.has_reward:
             batch["reward"] = self._small["reward"][flat]
         for key in FLAG_KEYS:
@@ -253,7 +257,7 @@ class SequenceSampler:
     # -- internals ---------------------------------------------------------------------------------
     def _chunk_bytes(self) -> int:
         reader = self.readers[0]
-        return reader.chunk_steps * int(np.prod(IMAGE_SHAPE))
+        return reader.chunk_steps * int(np.prod(self.image_shape))
 
     def _load_small_arrays(self) -> None:
         """Copy action/reward/flags of the eligible episodes into RAM, episode after episode."""
@@ -279,7 +283,7 @@ class SequenceSampler:
     def _load_images(self, progress: bool) -> np.ndarray:
         """cache="ram": decode every image of the eligible episodes, in the small arrays' order."""
         total = int(self.length_of.sum())
-        images = np.empty((total, *IMAGE_SHAPE), np.uint8)
+        images = np.empty((total, *self.image_shape), np.uint8)
         bar = tqdm(total=total, desc="loading images", unit="step", disable=not progress)
         for row in range(len(self.rows)):
             reader = self.readers[self.store_of[row]]
@@ -295,7 +299,7 @@ class SequenceSampler:
 
     def _gather_images(self, stores: np.ndarray, starts: np.ndarray) -> np.ndarray:
         B, T = len(starts), self.seq_len
-        out = np.empty((B, T, *IMAGE_SHAPE), np.uint8)
+        out = np.empty((B, T, *self.image_shape), np.uint8)
         # Each chunk the batch touches is read once, even when several windows share it.
         needed: dict[tuple[int, int], int] = {}
         for store, start in zip(stores.tolist(), starts.tolist()):
@@ -327,7 +331,7 @@ class SequenceSampler:
                 missing.append(i)
         if missing:
             if self.cache == "lru":  # cached chunks must outlive this batch: own buffers
-                buffers = [np.empty((self.readers[keys[i][0]].chunk_steps, *IMAGE_SHAPE), np.uint8) for i in missing]
+                buffers = [np.empty((self.readers[keys[i][0]].chunk_steps, *self.image_shape), np.uint8) for i in missing]
             else:
                 buffers = self._scratch_buffers(missing, keys)
             jobs = [(keys[i], buffer) for i, buffer in zip(missing, buffers)]
@@ -356,7 +360,7 @@ class SequenceSampler:
         for step in set(steps):
             wanted = max(self._scratch_slots, steps.count(step))
             if step not in self._scratch or len(self._scratch[step]) < wanted:
-                self._scratch[step] = np.empty((wanted, step, *IMAGE_SHAPE), np.uint8)
+                self._scratch[step] = np.empty((wanted, step, *self.image_shape), np.uint8)
         used: dict[int, int] = {}
         buffers = []
         for step in steps:

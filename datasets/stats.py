@@ -6,11 +6,14 @@
 - `episode_length` and `episode_return` summaries (min, mean, median, max, p5/p25/p75/p95);
   returns are the sum of an episode's rewards (its first step holds reward 0 by convention);
 - `terminal_episodes` / `truncated_episodes` (how episodes ended);
-- `actions`: histogram over transitions. Each episode's first step is excluded: its action 0 is a
-  placeholder by convention (no action led to the reset image), not a choice of the policy;
+- `actions`, over transitions: for a discrete action space a histogram of the indices; for a
+  continuous one the mean, std, min and max of each dimension. Each episode's first step is
+  excluded: its action 0 (the zero vector) is a placeholder by convention (no action led to the
+  reset image), not a choice of the policy;
 - `reward`: count, nonzero, sum, mean, min, max over transitions (first steps excluded likewise),
   or None for reward-free data (never zeros);
-- `pixels`: mean and std of every image pixel, from exact integer sums.
+- `pixels`: mean and std of every image pixel, and of each channel (`channel_mean`, `channel_std`:
+  one value for grayscale, three for RGB), from exact integer sums.
 
 Only the committed steps of the episodes the dataset uses are read (a Replay's window, not its
 stores' whole history). Arrays are opened by path on the workers (`StoreArray`: the chunk files
@@ -89,13 +92,21 @@ def dataset_stats(
     arrays = {key: da.concatenate(parts) for key, parts in columns.items()}
     image, action, first = arrays["image"], arrays["action"], arrays["is_first"]
     transition = ~first
-    num_actions = data.num_actions or 0
+    space = data.action_space
     lazy: dict[str, Any] = {
-        "pixel_sum": image.sum(dtype=np.uint64),
-        "pixel_sumsq": (image.astype(np.uint16) ** 2).sum(dtype=np.uint64),  # 255**2 fits in uint16
-        "action_hist": da.bincount(action.astype(np.int64), weights=transition.astype(np.int64), minlength=num_actions),
+        "pixel_sum": image.sum(axis=(0, 1, 2), dtype=np.uint64),  # per channel
+        "pixel_sumsq": (image.astype(np.uint16) ** 2).sum(axis=(0, 1, 2), dtype=np.uint64),  # 255**2 fits in uint16
         "terminal": arrays["is_terminal"].sum(),
     }
+    if space is None or space.is_discrete:
+        lazy["action_hist"] = da.bincount(action.astype(np.int64), weights=transition.astype(np.int64),
+                                          minlength=data.num_actions or 0)
+    else:
+        vectors = da.where(transition[:, None], action.astype(np.float64), 0.0)
+        lazy["action_sum"] = vectors.sum(axis=0)
+        lazy["action_sumsq"] = (vectors**2).sum(axis=0)
+        lazy["action_min"] = da.where(transition[:, None], action, np.inf).min(axis=0)
+        lazy["action_max"] = da.where(transition[:, None], action, -np.inf).max(axis=0)
     ends = np.cumsum(table.length)
     if has_reward:
         reward = arrays["reward"].astype(np.float64)
@@ -108,9 +119,14 @@ def dataset_stats(
 
     steps, episodes = int(table.total_steps), len(table)
     transitions = steps - episodes
-    pixels = steps * int(np.prod(image.shape[1:]))
-    mean = float(values["pixel_sum"]) / pixels if pixels else float("nan")
-    variance = float(values["pixel_sumsq"]) / pixels - mean**2 if pixels else float("nan")
+    channel_sum = np.asarray(values["pixel_sum"], np.float64)
+    channel_sumsq = np.asarray(values["pixel_sumsq"], np.float64)
+    per_channel = steps * int(np.prod(image.shape[1:3]))
+    pixels = per_channel * len(channel_sum)
+    mean = float(channel_sum.sum()) / pixels if pixels else float("nan")
+    variance = float(channel_sumsq.sum()) / pixels - mean**2 if pixels else float("nan")
+    channel_mean = channel_sum / per_channel if per_channel else np.full(len(channel_sum), np.nan)
+    channel_var = channel_sumsq / per_channel - channel_mean**2 if per_channel else channel_mean
     result: dict[str, Any] = {
         "dataset": data.name,
         "games": data.games,
@@ -124,13 +140,10 @@ def dataset_stats(
         "truncated_episodes": episodes - int(values["terminal"]),
         "episode_length": summarize(table.length),
         "episode_return": None,
-        "actions": {
-            "num_actions": num_actions,
-            "meanings": list((data.action_set or {}).get("meanings", [])),
-            "histogram": [int(round(c)) for c in np.asarray(values["action_hist"]).tolist()],
-        },
+        "actions": _action_stats(data, values, transitions),
         "reward": None,
-        "pixels": {"mean": mean, "std": float(np.sqrt(max(variance, 0.0)))},
+        "pixels": {"mean": mean, "std": float(np.sqrt(max(variance, 0.0))), "channel_mean": channel_mean.tolist(),
+                   "channel_std": np.sqrt(np.maximum(channel_var, 0.0)).tolist()},
     }
     if has_reward:
         cumulative = np.asarray(values["return_ends"], np.float64)
@@ -144,6 +157,32 @@ def dataset_stats(
             "max": float(values["reward_max"]) if transitions else float("nan"),
         }
     return result
+
+
+def _action_stats(data: Dataset, values: dict[str, Any], transitions: int) -> dict[str, Any]:
+    space = data.action_space
+    if space is None or space.is_discrete:
+        return {
+            "kind": "discrete",
+            "num_actions": data.num_actions or 0,
+            "meanings": list((data.action_set or {}).get("meanings", [])),
+            "histogram": [int(round(c)) for c in np.asarray(values["action_hist"]).tolist()],
+        }
+    count = max(transitions, 0)
+    mean = np.asarray(values["action_sum"]) / count if count else np.full(space.dims, np.nan)
+    variance = np.asarray(values["action_sumsq"]) / count - mean**2 if count else mean
+    empty = np.full(space.dims, np.nan)
+    return {
+        "kind": "continuous",
+        "dims": space.dims,
+        "low": list(space.low),
+        "high": list(space.high),
+        "count": count,
+        "mean": mean.tolist(),
+        "std": np.sqrt(np.maximum(variance, 0.0)).tolist(),
+        "min": (np.asarray(values["action_min"], np.float64) if count else empty).tolist(),
+        "max": (np.asarray(values["action_max"], np.float64) if count else empty).tolist(),
+    }
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:
@@ -183,14 +222,25 @@ def format_stats(stats: dict[str, Any]) -> str:
             f"rewards over transitions: nonzero {reward['nonzero']}/{reward['count']}, sum {reward['sum']:.6g}, "
             f"mean {reward['mean']:.4g}, min {reward['min']:.4g}, max {reward['max']:.4g}"
         )
-    lines.append(f"pixels: mean {stats['pixels']['mean']:.3f}, std {stats['pixels']['std']:.3f}")
+    pixels = stats["pixels"]
+    channels = ""
+    if len(pixels.get("channel_mean", [])) > 1:
+        channels = "; per channel mean " + ", ".join(f"{v:.3f}" for v in pixels["channel_mean"]) + \
+            ", std " + ", ".join(f"{v:.3f}" for v in pixels["channel_std"])
+    lines.append(f"pixels: mean {pixels['mean']:.3f}, std {pixels['std']:.3f}{channels}")
     actions = stats["actions"]
-    total = max(1, sum(actions["histogram"]))
     lines.append("")
     lines.append("actions (transitions only):")
-    for index, count in enumerate(actions["histogram"]):
-        meaning = actions["meanings"][index] if index < len(actions["meanings"]) else ""
-        lines.append(f"  {index:>3} {meaning:<16}{count:>12} {100 * count / total:6.2f}%")
+    if actions.get("kind") == "continuous":
+        lines.append(f"  {'dim':>5}{'mean':>10}{'std':>10}{'min':>10}{'max':>10}   bounds")
+        for dim in range(actions["dims"]):
+            cells = "".join(f"{actions[k][dim]:>10.4g}" for k in ("mean", "std", "min", "max"))
+            lines.append(f"  {dim:>5}{cells}   [{actions['low'][dim]:.4g}, {actions['high'][dim]:.4g}]")
+    else:
+        total = max(1, sum(actions["histogram"]))
+        for index, count in enumerate(actions["histogram"]):
+            meaning = actions["meanings"][index] if index < len(actions["meanings"]) else ""
+            lines.append(f"  {index:>3} {meaning:<16}{count:>12} {100 * count / total:6.2f}%")
     lines.append("")
     lines.append("steps per store:")
     for path, count in stats["steps_per_store"].items():

@@ -1,13 +1,8 @@
-"""Zarr v3 experience stores, format version 1: one writer per store, episodes committed whole.
+"""Zarr v3 experience stores (format version 2; version 1 still reads): one writer per store,
+episodes committed whole.
 
-Schema (time-major, N committed steps over all episodes; see docs/architecture.md):
-
-    image        uint8    (N, 64, 64, 1)
-    action       int32    (N,)   index into the store's action set; the action that led to image[t]
-    reward       float32  (N,)   raw reward received on arriving at t (absent in reward-free stores)
-    is_first     bool     (N,)   first step of an episode: action 0, reward 0
-    is_last      bool     (N,)   last step of an episode (terminal or truncated)
-    is_terminal  bool     (N,)   the episode ended in a true terminal state (not a time limit)
+The schema (what each array holds for the store's action space and image shape, format versions 1
+and 2, the checks on an episode) is `datasets/schema.py`; its names are importable from here too.
 
 Commit protocol: `append_episode` writes every array first, then bumps `committed_steps` in the
 group attributes (the commit record, the group's `zarr.json`). Readers never look past that
@@ -41,13 +36,13 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 from .chunk_writer import ChunkAppender
 from .chunks import ChunkReader
 from .durable import fsync_all, replace_files
+from .schema import (  # noqa: F401  (the schema's public names, importable from here as before)
+    ATTRS_KEY, FLAG_KEYS, FORMAT_NAME, FORMAT_VERSION, IMAGE_SHAPE, READABLE_VERSIONS, ActionSpec, EpisodeError,
+    SchemaError, StoreSchema, schema_for_writer, schema_of, validate_episode,
+)
 from .store_error import StoreError
 from .store_lock import LOCK_NAME, StoreLock
 
-FORMAT_NAME = "dreamer-pipeline/experience"
-FORMAT_VERSION = 1
-ATTRS_KEY = "dreamer_pipeline"
-IMAGE_SHAPE = (64, 64, 1)
 DEFAULT_CHUNK_STEPS = 64  # image chunks: see benchmarks/bench_store_layout.py and docs/experience.md
 DEFAULT_ZSTD_LEVEL = 3
 # Per-step scalars (action, reward, flags) compress to a few bytes per chunk, so with image-sized
@@ -56,25 +51,6 @@ DEFAULT_ZSTD_LEVEL = 3
 # Readers load them in long contiguous runs anyway.
 SCALAR_CHUNK_STEPS = 8192
 MAX_CHUNK_STEPS = 1 << 16
-
-# name -> (dtype, per-step shape)
-SCHEMA: dict[str, tuple[np.dtype, tuple[int, ...]]] = {
-    "image": (np.dtype(np.uint8), IMAGE_SHAPE),
-    "action": (np.dtype(np.int32), ()),
-    "reward": (np.dtype(np.float32), ()),
-    "is_first": (np.dtype(bool), ()),
-    "is_last": (np.dtype(bool), ()),
-    "is_terminal": (np.dtype(bool), ()),
-}
-FLAG_KEYS = ("is_first", "is_last", "is_terminal")
-
-
-class EpisodeError(ValueError):
-    """An episode that does not fit the store's schema (`validate_episode`); nothing was written."""
-
-
-def array_keys(reward_free: bool) -> tuple[str, ...]:
-    return tuple(k for k in SCHEMA if not (reward_free and k == "reward"))
 
 
 @dataclass(frozen=True)
@@ -107,41 +83,6 @@ def episode_index_from_flags(is_first: np.ndarray, is_last: np.ndarray) -> Episo
     return EpisodeIndex(starts=starts, lengths=ends - starts)
 
 
-def validate_episode(episode: Mapping[str, np.ndarray], reward_free: bool) -> int:
-    """Check one episode's arrays against the schema; return its length."""
-    keys = array_keys(reward_free)
-    missing = [k for k in keys if k not in episode]
-    if missing:
-        raise EpisodeError(f"episode is missing arrays {missing}")
-    length = len(episode["is_first"])
-    if length < 1:
-        raise EpisodeError("episode is empty")
-    for key in keys:
-        dtype, shape = SCHEMA[key]
-        value = np.asarray(episode[key])
-        if value.shape != (length, *shape):
-            raise EpisodeError(f"episode array {key!r} has shape {value.shape}, expected {(length, *shape)}")
-        if value.dtype != dtype:
-            raise EpisodeError(f"episode array {key!r} has dtype {value.dtype}, expected {dtype}")
-    first, last = np.asarray(episode["is_first"]), np.asarray(episode["is_last"])
-    if not first[0] or first[1:].any():
-        raise EpisodeError("is_first must be set on the first step only")
-    if not last[-1] or last[:-1].any():
-        raise EpisodeError("is_last must be set on the last step only")
-    if np.asarray(episode["is_terminal"])[:-1].any():
-        raise EpisodeError("is_terminal can only be set on the last step")
-    if episode["action"][0] != 0 or (not reward_free and episode["reward"][0] != 0):
-        raise EpisodeError("the first step of an episode must hold action 0 and reward 0")
-    if np.asarray(episode["action"]).min() < 0:
-        raise EpisodeError("episode array 'action' holds negative action indices")
-    if not reward_free:
-        bad = np.flatnonzero(~np.isfinite(np.asarray(episode["reward"])))
-        if len(bad):
-            raise EpisodeError(f"episode array 'reward' holds {len(bad)} non-finite values (NaN or inf), "
-                               f"first at step {int(bad[0])} of the episode")
-    return length
-
-
 class ExperienceStore:
     """Read access to one committed experience store. Opening validates the schema.
 
@@ -164,11 +105,16 @@ class ExperienceStore:
         self.group = group
         if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
             raise StoreError(path, f"is not a dreamer-pipeline experience store (no '{ATTRS_KEY}' attributes)")
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise StoreError(
-                path, f"has format version {meta.get('format_version')!r}; this code reads version {FORMAT_VERSION}"
-            )
+        version = meta.get("format_version")
+        if type(version) is not int or version not in READABLE_VERSIONS:  # never True or 1.0
+            raise StoreError(path, f"has format version {meta.get('format_version')!r}; this code reads versions "
+                                   f"{' and '.join(map(str, READABLE_VERSIONS))}")
         self.attrs: dict[str, Any] = meta
+        self.format_version = int(meta["format_version"])
+        try:
+            self.schema = schema_of(meta)
+        except SchemaError as error:
+            raise StoreError(path, f"has a damaged schema record: {error}") from None
         if not isinstance(meta.get("reward_free", False), bool):
             raise StoreError(path, f"attribute reward_free is {meta.get('reward_free')!r}, not true or false")
         self.reward_free = bool(meta.get("reward_free", False))
@@ -179,7 +125,7 @@ class ExperienceStore:
         if (self.num_steps == 0) != (self.num_episodes == 0):
             raise StoreError(path, f"is corrupt: {self.num_steps} committed steps in {self.num_episodes} episodes")
         self.arrays: dict[str, zarr.Array] = {}
-        for key in array_keys(self.reward_free):
+        for key, (dtype, shape) in self.schema.arrays(self.reward_free).items():
             # Members are looked up by name, not listed: a listing would warn about the lock file.
             if not (self.path / key / "zarr.json").is_file():
                 raise StoreError(path, f"is missing the array {key!r}")
@@ -187,11 +133,12 @@ class ExperienceStore:
                 array = group[key]
             except Exception as error:  # noqa: BLE001 - damaged array metadata
                 raise StoreError(path, f"array {key!r} cannot be opened ({type(error).__name__}: {error})") from None
-            dtype, shape = SCHEMA[key]
             if array.dtype != dtype:
                 raise StoreError(path, f"array {key!r} has dtype {array.dtype}, expected {dtype}")
             if tuple(array.shape[1:]) != shape:
-                raise StoreError(path, f"array {key!r} has step shape {tuple(array.shape[1:])}, expected {shape}")
+                raise StoreError(path, f"array {key!r} has step shape {tuple(array.shape[1:])}, expected {shape} "
+                                       f"(action space {self.schema.action_space}, image shape "
+                                       f"{list(self.schema.image_shape)})")
             if array.shape[0] < self.num_steps:
                 raise StoreError(
                     path, f"array {key!r} holds {array.shape[0]} steps but {self.num_steps} are committed"
@@ -210,6 +157,22 @@ class ExperienceStore:
     @property
     def has_reward(self) -> bool:
         return not self.reward_free
+
+    @property
+    def action_space(self) -> ActionSpec:
+        """Discrete (n actions) or continuous (A-vectors in [low, high]); a version-1 store's is discrete."""
+        return self.schema.action_space
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(64, 64, C): C = 1 grayscale (every version-1 store), 3 RGB."""
+        return self.schema.image_shape
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """The attributes with `action_space` and `image_shape` filled in (a version-1 store records
+        neither): what a writer's attributes are compared against (`provenance_mismatch`)."""
+        return {**self.attrs, **self.schema.attributes()}
 
     @property
     def checksummed(self) -> bool:
@@ -268,7 +231,8 @@ class StoreWriter:
         self.meta = meta
         self.fsync = fsync
         self.reward_free = bool(meta["reward_free"])
-        self.arrays = {key: group[key] for key in array_keys(self.reward_free)}
+        self.schema = schema_of(meta)  # already checked by the caller (new, or opened by ExperienceStore)
+        self.arrays = {key: group[key] for key in self.schema.arrays(self.reward_free)}
         self._appenders: dict[str, ChunkAppender | None] | None = None  # built on the first append
         self._group_json = json.loads((path / "zarr.json").read_text())
         self._lock: StoreLock | None = None
@@ -280,6 +244,8 @@ class StoreWriter:
         path: str | os.PathLike,
         attrs: Mapping[str, Any],
         *,
+        action_space: Any = None,
+        image_shape: Sequence[int] | None = None,
         reward_free: bool = False,
         chunk_steps: int = DEFAULT_CHUNK_STEPS,
         zstd_level: int = DEFAULT_ZSTD_LEVEL,
@@ -289,6 +255,12 @@ class StoreWriter:
     ) -> "StoreWriter":
         """Take the store's writer lock, then create the store or resume it.
 
+        The action space and image shape (datasets/schema.py) come from `action_space` (the
+        contract's dict, or anything with `to_dict()`) and `image_shape` ([64, 64, C]), else from
+        the attributes of those names, else discrete over `attrs["action_set"]` with (64, 64, 1)
+        images (Atari). A new store records both (format version 2); a resumed store must already
+        hold what is given. A version-1 store is resumed as version 1 (the same layout, discrete
+        and grayscale); new stores are always version 2.
         `checksum` adds zarr's crc32c codec to a new store's arrays; `fsync=False` skips the
         durability syncs (only for scratch data: a power loss may then lose committed episodes);
         `break_lock` takes the lock of a writer on another host (see store_lock.py).
@@ -299,12 +271,21 @@ class StoreWriter:
             raise StoreError(path, f"chunk_steps must be an integer from 1 to {MAX_CHUNK_STEPS}, got {chunk_steps!r}")
         if path.exists() and not path.is_dir():
             raise StoreError(path, "exists and is not a directory")
+        described = action_space is not None or image_shape is not None or any(
+            key in attrs for key in ("action_space", "image_shape", "action_set"))
+        try:  # before the lock: a bad description creates nothing
+            schema = schema_for_writer(attrs, action_space, image_shape) if described else None
+        except SchemaError as error:
+            raise StoreError(path, f"cannot be written, nothing was written: {error}") from None
         lock = StoreLock(path, break_lock=break_lock).acquire()
         try:
             if (path / "zarr.json").exists():
-                writer = cls._resume(path, attrs, reward_free, fsync)
+                writer = cls._resume(path, attrs, schema, reward_free, fsync)
+            elif schema is None:
+                raise StoreError(path, "cannot be created: a new store needs its action space (pass action_space, "
+                                       "or an 'action_space' or 'action_set' attribute)")
             else:
-                writer = cls._create(path, attrs, reward_free, int(chunk_steps), zstd_level, checksum, fsync)
+                writer = cls._create(path, attrs, schema, reward_free, int(chunk_steps), zstd_level, checksum, fsync)
         except BaseException:
             lock.release()
             raise
@@ -313,26 +294,27 @@ class StoreWriter:
         return writer
 
     @classmethod
-    def _create(cls, path: Path, attrs: Mapping[str, Any], reward_free: bool, chunk_steps: int, zstd_level: int,
-                checksum: bool, fsync: bool) -> "StoreWriter":
+    def _create(cls, path: Path, attrs: Mapping[str, Any], schema: StoreSchema, reward_free: bool, chunk_steps: int,
+                zstd_level: int, checksum: bool, fsync: bool) -> "StoreWriter":
         others = sorted(p.name for p in path.iterdir() if p.name != LOCK_NAME)
         if others:
             raise StoreError(path, f"exists and is not an experience store (it holds {others[:5]}); choose a new path")
         group = zarr.open_group(str(path), mode="a", zarr_format=3)  # "a": the folder holds our lock file
         scalar_chunk_steps = max(int(chunk_steps), SCALAR_CHUNK_STEPS)
         codecs = [ZstdCodec(level=zstd_level)] + ([Crc32cCodec()] if checksum else [])
-        for key in array_keys(reward_free):
-            dtype, shape = SCHEMA[key]
+        arrays = schema.arrays(reward_free)
+        for key, (dtype, shape) in arrays.items():
             group.create_array(
                 key,
                 shape=(0, *shape),
-                chunks=(chunk_steps if shape else scalar_chunk_steps, *shape),
+                chunks=(chunk_steps if key == "image" else scalar_chunk_steps, *shape),
                 dtype=dtype,
                 compressors=codecs,
                 fill_value=0,
             )
         meta = {
             **dict(attrs),
+            **schema.attributes(),
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "reward_free": bool(reward_free),
@@ -345,18 +327,23 @@ class StoreWriter:
         }
         writer = cls(path, group, meta, fsync=fsync)
         if fsync:  # the new folders and metadata files, before the first commit record names them
-            keys = array_keys(reward_free)
+            keys = list(arrays)
             fsync_all([path / key / "zarr.json" for key in keys] + [path / key for key in keys] + [path.parent])
         writer._write_record(meta)
         return writer
 
     @classmethod
-    def _resume(cls, path: Path, attrs: Mapping[str, Any], reward_free: bool, fsync: bool) -> "StoreWriter":
+    def _resume(cls, path: Path, attrs: Mapping[str, Any], schema: StoreSchema | None, reward_free: bool,
+                fsync: bool) -> "StoreWriter":
         reader = ExperienceStore(path)  # validates the schema, the counters, the chunk files
         meta = dict(reader.attrs)
         if meta["reward_free"] != bool(reward_free):
             raise StoreError(path, f"exists with reward_free={meta['reward_free']}, asked to resume with {reward_free}")
-        problem = provenance_mismatch(meta, attrs, cls.RESUME_MAY_DIFFER)
+        if schema is not None and schema != reader.schema:
+            raise StoreError(path, f"exists with action space {reader.action_space} and image shape "
+                                   f"{list(reader.image_shape)}; this writer has {schema.action_space} and "
+                                   f"{list(schema.image_shape)}. Use a new store path or the original settings.")
+        problem = provenance_mismatch(reader.provenance, attrs, cls.RESUME_MAY_DIFFER)
         if problem:
             raise StoreError(path, f"{problem}. Use a new store path or the original settings.")
         try:  # the committed range must end on an episode boundary, with counters that match the flags
@@ -411,10 +398,9 @@ class StoreWriter:
         pipelines/acting/collector.py).
         """
         self._check_open()
-        lengths = [validate_episode(episode, self.reward_free) for episode in episodes]  # all, before any write
+        lengths = self._validate(episodes)  # all, before any write
         if not lengths:
             return
-        self._check_actions(episodes)
         start = self.committed_steps
         try:
             if self._appenders is None:  # direct chunk-file writes where possible (see chunk_writer.py)
@@ -448,7 +434,8 @@ class StoreWriter:
     def update_attrs(self, **values: Any) -> None:
         """Record extra provenance (never the counters)."""
         self._check_open()
-        for key in ("committed_steps", "committed_episodes", "format", "format_version"):
+        for key in ("committed_steps", "committed_episodes", "format", "format_version", "action_space",
+                    "image_shape"):
             if key in values:
                 raise ValueError(f"{key} is managed by the writer")
         self._write_record({**self.meta, **values})
@@ -467,14 +454,16 @@ class StoreWriter:
         if self.closed:
             raise StoreError(self.path, "this writer was closed (its lock released); open a new StoreWriter")
 
-    def _check_actions(self, episodes: Sequence[Mapping[str, np.ndarray]]) -> None:
-        ids = (self.meta.get("action_set") or {}).get("ids") if isinstance(self.meta.get("action_set"), dict) else None
-        if not ids:
-            return
-        largest = max(int(np.asarray(episode["action"]).max()) for episode in episodes)
-        if largest >= len(ids):
-            raise EpisodeError(f"episode array 'action' holds action index {largest}, but the store's action set "
-                               f"has {len(ids)} actions")
+    def _validate(self, episodes: Sequence[Mapping[str, np.ndarray]]) -> list[int]:
+        lengths = []
+        for index, episode in enumerate(episodes):
+            try:
+                lengths.append(self.schema.validate_episode(episode, self.reward_free))
+            except EpisodeError as error:
+                which = f"episode {index + 1} of the {len(episodes)} given" if len(episodes) > 1 else "the episode"
+                raise EpisodeError(f"experience store {self.path}: {which} was refused, nothing was written: "
+                                   f"{error}") from None
+        return lengths
 
 
 def provenance_mismatch(meta: Mapping[str, Any], attrs: Mapping[str, Any], ignore=StoreWriter.RESUME_MAY_DIFFER) -> str | None:

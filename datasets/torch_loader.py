@@ -1,7 +1,7 @@
 """The sampler behind `torch.utils.data.DataLoader` worker processes. Imports torch (only this module does).
 
     loader = make_loader(dataset, num_workers=2, batch_size=16, seq_len=50, seed=0)
-    for batch in loader:        # dict of torch tensors, image uint8 (B, T, 64, 64, 1)
+    for batch in loader:        # dict of torch tensors, image uint8 (B, T, 64, 64, C)
         ...
 
 Each item of `SequenceIterable` is already a whole batch, so the DataLoader runs with

@@ -6,13 +6,16 @@ decode), and checks the meaning of the data:
 - the flags delimit whole, contiguous episodes, as many as the counters say, and the committed
   range ends on an episode boundary;
 - `is_terminal` only on an episode's last step; each episode's first step holds action 0 and
-  reward 0; actions lie inside the store's action set; rewards are finite.
+  reward 0 (a continuous store: the zero vector); actions lie inside the store's action space
+  (indices below n; finite vectors inside [low, high]); rewards are finite.
+
+Version-1 stores are verified as what they read as: discrete over their action set, grayscale.
 
 It never raises for a bad store: it returns a `StoreReport` listing the problems (each naming the
 array and chunk where it applies). `verify_sources(*sources)` does this for every store of any
 dataset sources (stores, directories of stores, manifests). It checks stores, not how they are
 combined: a folder may hold several games' stores, and `open_dataset` refuses to mix action sets
-when they are used together. `dreamer-pipeline verify` and `dreamer-pipeline inspect` use them.
+(or action spaces) when they are used together. `dreamer-pipeline verify` and `dreamer-pipeline inspect` use them.
 """
 
 from __future__ import annotations
@@ -105,13 +108,15 @@ def _check_meaning(store: ExperienceStore, report: StoreReport) -> None:
     if terminal[inside].any():
         report.add(f"is_terminal is set inside an episode at step {int(np.flatnonzero(terminal & inside)[0])}")
     action = store.read("action")
-    if action[starts].any():
-        report.add(f"episode starting at step {int(starts[np.flatnonzero(action[starts])[0]])} holds an action "
+    placeholder = action[starts].reshape(len(starts), -1).any(axis=1)  # indices (E,) or vectors (E, A)
+    if placeholder.any():
+        report.add(f"episode starting at step {int(starts[np.flatnonzero(placeholder)[0]])} holds an action "
                    "other than 0 on its first step")
-    ids = (store.attrs.get("action_set") or {}).get("ids") if isinstance(store.attrs.get("action_set"), dict) else None
-    if ids and (action.min() < 0 or action.max() >= len(ids)):
-        report.add(f"actions range over [{int(action.min())}, {int(action.max())}], outside the action set of "
-                   f"{len(ids)} actions")
+    first = np.zeros(store.num_steps, bool)
+    first[starts] = True
+    problem = store.action_space.action_problem(action, first)
+    if problem:
+        report.add(f"action {problem} (action space {store.action_space})")
     if store.has_reward:
         reward = store.read("reward")
         bad = np.flatnonzero(~np.isfinite(reward))

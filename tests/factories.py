@@ -10,7 +10,9 @@ on its own (tests/test_attacks_store.py); real collectors in the tests keep fsyn
 
 Flags: episode i ends in a true terminal state unless i % 3 == 2, which ends at a time limit
 (is_last without is_terminal). The first step of each episode holds action 0 and reward 0, as the
-store requires. Rewards are sparse: about one step in five gets -1 or +1 (and a few 0.5s), so
+store requires. `make_store(..., action_dims=A, channels=3)` writes a continuous, RGB store
+(format version 2's other kind: float32 actions uniform in [-1, 1], the zero vector on first steps).
+Rewards are sparse: about one step in five gets -1 or +1 (and a few 0.5s), so
 returns and nonzero counts are non-trivial.
 """
 
@@ -59,13 +61,17 @@ def provenance(game: str = "pong", num_actions: int = 6, seed: int = 0, **extra)
 
 
 def synthetic_episode(
-    rng: np.random.Generator, length: int, first_step: int, *, terminal: bool, reward_free: bool, num_actions: int
+    rng: np.random.Generator, length: int, first_step: int, *, terminal: bool, reward_free: bool, num_actions: int,
+    action_dims: int | None = None, channels: int = 1,
 ) -> dict[str, np.ndarray]:
     steps = np.arange(first_step, first_step + length)
-    image = rng.integers(0, 256, size=(length, 64, 64, 1), dtype=np.uint8)
+    image = rng.integers(0, 256, size=(length, 64, 64, channels), dtype=np.uint8)
     image[:, 0, 0, 0] = steps % 256
     image[:, 0, 1, 0] = (steps // 256) % 256
-    action = rng.integers(0, num_actions, size=length).astype(np.int32)
+    if action_dims is None:
+        action = rng.integers(0, num_actions, size=length).astype(np.int32)
+    else:
+        action = rng.uniform(-1.0, 1.0, size=(length, action_dims)).astype(np.float32)
     action[0] = 0
     is_first = np.zeros(length, bool)
     is_first[0] = True
@@ -90,20 +96,30 @@ def make_store(
     num_actions: int = 6,
     game: str = "pong",
     chunk_steps: int = 64,
+    action_dims: int | None = None,
+    channels: int = 1,
     **attrs,
 ) -> Path:
-    """Write a valid store with one episode per entry of `episode_lengths`; return its path."""
+    """Write a valid store with one episode per entry of `episode_lengths`; return its path.
+    `action_dims` makes it continuous (no action set; `game` names the task), `channels` 1 or 3."""
     path = Path(path)
     rng = np.random.default_rng(seed)
+    meta = provenance(game, num_actions, seed, **attrs)
+    space = None
+    if action_dims is not None:
+        del meta["action_set"]
+        space = {"kind": "continuous", "shape": [action_dims], "low": [-1.0] * action_dims,
+                 "high": [1.0] * action_dims}
     with StoreWriter.open(
-        path, provenance(game, num_actions, seed, **attrs), reward_free=reward_free, chunk_steps=chunk_steps,
-        fsync=False,
+        path, meta, action_space=space, image_shape=[64, 64, channels], reward_free=reward_free,
+        chunk_steps=chunk_steps, fsync=False,
     ) as writer:
         step = 0
         for index, length in enumerate(episode_lengths):
             writer.append_episode(
                 synthetic_episode(
-                    rng, int(length), step, terminal=index % 3 != 2, reward_free=reward_free, num_actions=num_actions
+                    rng, int(length), step, terminal=index % 3 != 2, reward_free=reward_free, num_actions=num_actions,
+                    action_dims=action_dims, channels=channels,
                 )
             )
             step += int(length)

@@ -50,10 +50,11 @@ def test_foreign_zarr_group(tmp_path):
 
 
 def test_wrong_format_version(tmp_path):
-    path = make_store(tmp_path / "v2.zarr", [10])
-    set_meta(path, format_version=2)
-    with pytest.raises(StoreError, match="format version 2; this code reads version 1"):
-        ExperienceStore(path)
+    path = make_store(tmp_path / "v3.zarr", [10])
+    for version in (3, True, 2.0, "2"):
+        set_meta(path, format_version=version)
+        with pytest.raises(StoreError, match=f"format version {version!r}; this code reads versions 1 and 2"):
+            ExperienceStore(path)
 
 
 def test_wrong_dtype(tmp_path):

@@ -1,0 +1,320 @@
+"""What an experience store holds: its action space, its image shape, the arrays they imply, and the
+checks on episodes before they are written (format versions 1 and 2; see docs/experience.md).
+
+Format version 2 records in the provenance attributes (the `dreamer_pipeline` attrs dict)
+
+    "action_space": {"kind": "discrete", "n": 18}
+                  | {"kind": "continuous", "shape": [A], "low": [A floats], "high": [A floats]}
+    "image_shape":  [64, 64, C]      C = 1 (grayscale Atari) or 3 (RGB, the Control Suite)
+
+and holds, time-major over N committed steps:
+
+    image        uint8    (N, 64, 64, C)
+    action       int32    (N,)    discrete: an index into the action set; the action that led to image[t]
+                 float32  (N, A)  continuous: inside [low, high] (the pipeline's environments use [-1, 1])
+    reward       float32  (N,)    raw reward received on arriving at t (absent in reward-free stores)
+    is_first     bool     (N,)    first step of an episode: action 0 (the zero vector) and reward 0
+    is_last      bool     (N,)    last step of an episode (terminal or truncated)
+    is_terminal  bool     (N,)    the episode ended in a true terminal state (not a time limit)
+
+Format version 1 (written before continuous control) has no `action_space` or `image_shape`
+attributes: it reads as discrete with n = len(action_set["ids"]) and image shape (64, 64, 1),
+which is exactly the version-2 layout of such a store.
+
+Attributes are untrusted (a store or an HDF5 file may be damaged or hostile): `ActionSpec.from_dict`
+and `image_shape_from` accept only the forms above, with counts and dimensions below the limits
+here, and finite bounds; anything else is one `SchemaError` saying what is wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+FORMAT_NAME = "dreamer-pipeline/experience"
+FORMAT_VERSION = 2  # what this code writes
+READABLE_VERSIONS = (1, 2)
+ATTRS_KEY = "dreamer_pipeline"
+IMAGE_SIZE = 64
+IMAGE_CHANNELS = (1, 3)
+IMAGE_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)  # Atari's (and every version-1 store's)
+# Limits on what attributes may claim (generous: Atari has 18 actions, the Control Suite at most 38
+# action dimensions with dog, 56 with CMU humanoid), so that a hostile or mistyped attribute is one
+# clear error rather than a giant allocation.
+MAX_DISCRETE_ACTIONS = 1 << 16
+MAX_ACTION_DIMS = 256
+FLAG_KEYS = ("is_first", "is_last", "is_terminal")
+ARRAY_KEYS = ("image", "action", "reward", *FLAG_KEYS)
+
+
+class SchemaError(ValueError):
+    """Attributes that do not describe a valid action space or image shape (the message says why)."""
+
+
+class EpisodeError(ValueError):
+    """An episode that does not fit the store's schema (`validate_episode`); nothing was written."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """A store's action space: `discrete` (n actions, stored as int32 indices) or `continuous`
+    (vectors of `len(low)` float32 components inside [low, high]). `to_dict()` / `from_dict(d)` use
+    the attribute dicts of the module docstring (the same dicts as models' `ActionSpace`)."""
+
+    kind: str
+    n: int | None = None  # discrete; None only for `validate_episode` without a store (count unknown)
+    low: tuple[float, ...] = ()
+    high: tuple[float, ...] = ()
+
+    @classmethod
+    def discrete(cls, n: int | None) -> "ActionSpec":
+        return cls("discrete", None if n is None else int(n))
+
+    @classmethod
+    def continuous(cls, dims: int, low: float = -1.0, high: float = 1.0) -> "ActionSpec":
+        return cls("continuous", None, (float(low),) * int(dims), (float(high),) * int(dims))
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.kind == "discrete"
+
+    @property
+    def dims(self) -> int | None:
+        """A, the length of a continuous action vector (None for discrete)."""
+        return None if self.is_discrete else len(self.low)
+
+    @property
+    def step_shape(self) -> tuple[int, ...]:
+        return () if self.is_discrete else (len(self.low),)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The stored dtype; batches use `batch_dtype` (int64 indices, float32 vectors)."""
+        return np.dtype(np.int32) if self.is_discrete else np.dtype(np.float32)
+
+    @property
+    def batch_dtype(self) -> np.dtype:
+        return np.dtype(np.int64) if self.is_discrete else np.dtype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.is_discrete:
+            return {"kind": "discrete", "n": self.n}
+        return {"kind": "continuous", "shape": [len(self.low)], "low": list(self.low), "high": list(self.high)}
+
+    def __str__(self) -> str:
+        if self.is_discrete:
+            return f"discrete({self.n})"
+        bounds = ("[-1, 1]" if set(self.low) == {-1.0} and set(self.high) == {1.0}
+                  else f"[{list(self.low)}, {list(self.high)}]")
+        return f"continuous({len(self.low)}, {bounds})"
+
+    @classmethod
+    def from_dict(cls, value: Any) -> "ActionSpec":
+        """Parse an `action_space` attribute (or anything with a `to_dict()`, e.g. models' ActionSpace)."""
+        if not isinstance(value, Mapping) and callable(getattr(value, "to_dict", None)):
+            value = value.to_dict()
+        if not isinstance(value, Mapping):
+            raise SchemaError(f"action_space is {value!r}, not an object with a 'kind'")
+        kind = value.get("kind")
+        if kind == "discrete":
+            _only_keys(value, {"kind", "n"})
+            n = value.get("n")
+            if not _is_int(n) or not 1 <= n <= MAX_DISCRETE_ACTIONS:
+                raise SchemaError(f"discrete action_space has n={n!r}; expected an integer from 1 to "
+                                  f"{MAX_DISCRETE_ACTIONS}")
+            return cls.discrete(int(n))
+        if kind == "continuous":
+            _only_keys(value, {"kind", "shape", "low", "high"})
+            shape = value.get("shape")
+            if not isinstance(shape, (list, tuple)) or len(shape) != 1 or not _is_int(shape[0]) \
+                    or not 1 <= shape[0] <= MAX_ACTION_DIMS:
+                raise SchemaError(f"continuous action_space has shape {shape!r}; expected [A] with A an integer "
+                                  f"from 1 to {MAX_ACTION_DIMS}")
+            dims = int(shape[0])
+            low = _bounds(value.get("low", [-1.0] * dims), "low", dims)
+            high = _bounds(value.get("high", [1.0] * dims), "high", dims)
+            if any(lo >= hi for lo, hi in zip(low, high)):
+                raise SchemaError(f"continuous action_space has low {list(low)} not below high {list(high)} "
+                                  "in every dimension")
+            return cls("continuous", None, low, high)
+        raise SchemaError(f"action_space has kind {kind!r}; expected 'discrete' or 'continuous'")
+
+    def action_problem(self, action: np.ndarray, first: np.ndarray) -> str | None:
+        """What is wrong with stored actions (`first` marks episodes' first steps, which hold the
+        placeholder 0); None when they all lie inside the space."""
+        action = np.asarray(action)
+        if self.is_discrete:
+            if action.size and action.min() < 0:
+                return "holds negative action indices"
+            if self.n is not None and action.size and action.max() >= self.n:
+                return f"holds action index {int(action.max())}, but the store's action set has {self.n} actions"
+            return None
+        bad = ~np.isfinite(action).all(axis=1)
+        if bad.any():
+            return f"holds {int(bad.sum())} non-finite action vectors (NaN or inf), first at step {int(np.argmax(bad))}"
+        low, high = np.asarray(self.low, np.float32), np.asarray(self.high, np.float32)
+        outside = ((action < low) | (action > high)).any(axis=1) & ~first
+        if outside.any():
+            step = int(np.argmax(outside))
+            return (f"holds {int(outside.sum())} action vectors outside the bounds [low, high] = "
+                    f"[{list(self.low)}, {list(self.high)}], first at step {step}: {action[step].tolist()}")
+        return None
+
+
+def _only_keys(value: Mapping, allowed: set[str]) -> None:
+    unknown = sorted(str(key) for key in value if key not in allowed)
+    if unknown:
+        raise SchemaError(f"{value.get('kind')} action_space has unknown keys {unknown}; allowed: {sorted(allowed)}")
+
+
+def _bounds(value: Any, name: str, dims: int) -> tuple[float, ...]:
+    if not isinstance(value, (list, tuple)) or len(value) != dims or not all(_is_number(v) for v in value):
+        raise SchemaError(f"continuous action_space has {name}={_short(value)}; expected a list of {dims} numbers")
+    bounds = tuple(float(np.float32(v)) for v in value)
+    if not all(np.isfinite(bounds)):
+        raise SchemaError(f"continuous action_space has {name}={_short(value)}; the bounds must be finite numbers")
+    return bounds
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def image_shape_from(value: Any) -> tuple[int, int, int]:
+    """Parse an `image_shape` attribute: [64, 64, C] with C in {1, 3}."""
+    if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(_is_int(v) for v in value) \
+            or tuple(value[:2]) != (IMAGE_SIZE, IMAGE_SIZE) or value[2] not in IMAGE_CHANNELS:
+        raise SchemaError(f"image_shape is {_short(value)}; expected [{IMAGE_SIZE}, {IMAGE_SIZE}, C] with C in "
+                          f"{list(IMAGE_CHANNELS)} (grayscale or RGB)")
+    return (IMAGE_SIZE, IMAGE_SIZE, int(value[2]))
+
+
+@dataclass(frozen=True)
+class StoreSchema:
+    """The arrays of a store with this action space and image shape, and the episode checks."""
+
+    action_space: ActionSpec
+    image_shape: tuple[int, int, int] = IMAGE_SHAPE
+
+    def arrays(self, reward_free: bool) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        """name -> (dtype, per-step shape), in the store's array order."""
+        schema = {
+            "image": (np.dtype(np.uint8), tuple(self.image_shape)),
+            "action": (self.action_space.dtype, self.action_space.step_shape),
+            "reward": (np.dtype(np.float32), ()),
+            **{key: (np.dtype(bool), ()) for key in FLAG_KEYS},
+        }
+        if reward_free:
+            del schema["reward"]
+        return schema
+
+    def attributes(self) -> dict[str, Any]:
+        """The version-2 attributes that record this schema."""
+        return {"action_space": self.action_space.to_dict(), "image_shape": list(self.image_shape)}
+
+    def validate_episode(self, episode: Mapping[str, np.ndarray], reward_free: bool) -> int:
+        """Check one episode's arrays; return its length (`EpisodeError` says what is wrong)."""
+        arrays = self.arrays(reward_free)
+        missing = [k for k in arrays if k not in episode]
+        if missing:
+            raise EpisodeError(f"episode is missing arrays {missing}")
+        length = len(episode["is_first"])
+        if length < 1:
+            raise EpisodeError("episode is empty")
+        for key, (dtype, shape) in arrays.items():
+            value = np.asarray(episode[key])
+            if value.shape != (length, *shape):
+                raise EpisodeError(f"episode array {key!r} has shape {value.shape}, expected {(length, *shape)}")
+            if value.dtype != dtype:
+                raise EpisodeError(f"episode array {key!r} has dtype {value.dtype}, expected {dtype}")
+        first, last = np.asarray(episode["is_first"]), np.asarray(episode["is_last"])
+        if not first[0] or first[1:].any():
+            raise EpisodeError("is_first must be set on the first step only")
+        if not last[-1] or last[:-1].any():
+            raise EpisodeError("is_last must be set on the last step only")
+        if np.asarray(episode["is_terminal"])[:-1].any():
+            raise EpisodeError("is_terminal can only be set on the last step")
+        action = np.asarray(episode["action"])
+        if np.any(action[0] != 0) or (not reward_free and episode["reward"][0] != 0):
+            raise EpisodeError("the first step of an episode must hold action 0 and reward 0")
+        problem = self.action_space.action_problem(action, first)
+        if problem:
+            raise EpisodeError(f"episode array 'action' {problem}")
+        if not reward_free:
+            bad = np.flatnonzero(~np.isfinite(np.asarray(episode["reward"])))
+            if len(bad):
+                raise EpisodeError(f"episode array 'reward' holds {len(bad)} non-finite values (NaN or inf), "
+                                   f"first at step {int(bad[0])} of the episode")
+        return length
+
+
+# Episodes checked without a store: Atari's layout, any non-negative index.
+ANY_DISCRETE = StoreSchema(ActionSpec.discrete(None))
+
+
+def validate_episode(episode: Mapping[str, np.ndarray], reward_free: bool, schema: StoreSchema = ANY_DISCRETE) -> int:
+    """Check one episode's arrays against `schema`; return its length."""
+    return schema.validate_episode(episode, reward_free)
+
+
+def discrete_from_action_set(action_set: Any) -> ActionSpec:
+    """The discrete action space of an `action_set` attribute (`{"ids": [...], ...}`)."""
+    ids = action_set.get("ids") if isinstance(action_set, Mapping) else None
+    if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_DISCRETE_ACTIONS:
+        raise SchemaError(f"action_set is {_short(action_set)}; expected an object with a non-empty 'ids' list")
+    return ActionSpec.discrete(len(ids))
+
+
+def schema_of(meta: Mapping[str, Any]) -> StoreSchema:
+    """The schema a store's attributes record: version 2 from `action_space` and `image_shape`,
+    version 1 (neither) as discrete over its `action_set` with (64, 64, 1) images."""
+    if meta.get("format_version") == 1:
+        if "action_space" in meta or "image_shape" in meta:
+            raise SchemaError("a format version 1 store records no action_space or image_shape, but this one does")
+        return StoreSchema(discrete_from_action_set(meta.get("action_set")), IMAGE_SHAPE)
+    for key in ("action_space", "image_shape"):
+        if key not in meta:
+            raise SchemaError(f"has no '{key}' attribute (format version {meta.get('format_version')!r} records it)")
+    return _checked(ActionSpec.from_dict(meta["action_space"]), image_shape_from(meta["image_shape"]),
+                    meta.get("action_set"))
+
+
+def schema_for_writer(attrs: Mapping[str, Any], action_space: Any = None, image_shape: Any = None) -> StoreSchema:
+    """The schema of a store about to be written: the action space from the argument, else the
+    `action_space` attribute, else discrete over the `action_set` attribute (today's Atari
+    callers); the image shape from the argument, else the `image_shape` attribute, else (64, 64, 1).
+    An argument and an attribute that both say it must agree."""
+    spaces = [ActionSpec.from_dict(v) for v in (action_space, attrs.get("action_space")) if v is not None]
+    if len(spaces) == 2 and spaces[0] != spaces[1]:
+        raise SchemaError(f"the action_space argument ({spaces[0]}) disagrees with the attribute ({spaces[1]})")
+    shapes = [image_shape_from(v) for v in (image_shape, attrs.get("image_shape")) if v is not None]
+    if len(shapes) == 2 and shapes[0] != shapes[1]:
+        raise SchemaError(f"the image_shape argument {list(shapes[0])} disagrees with the attribute {list(shapes[1])}")
+    if spaces:
+        space = spaces[0]
+    elif attrs.get("action_set") is not None:
+        space = discrete_from_action_set(attrs.get("action_set"))
+    else:
+        raise SchemaError("a new store needs its action space: pass action_space (or an 'action_space' or "
+                          "'action_set' attribute)")
+    return _checked(space, shapes[0] if shapes else IMAGE_SHAPE, attrs.get("action_set"))
+
+
+def _checked(space: ActionSpec, image_shape: tuple[int, int, int], action_set: Any) -> StoreSchema:
+    """A discrete space and an action set, when both are recorded, must count the same actions."""
+    if space.is_discrete and action_set is not None:
+        counted = discrete_from_action_set(action_set).n
+        if counted != space.n:
+            raise SchemaError(f"action_space has n={space.n}, but the action_set lists {counted} actions")
+    return StoreSchema(space, image_shape)
