@@ -51,9 +51,9 @@ def env_config_of(cfg, where: str = "env"):
 def canonical_game(game: str, suite: str = "atari") -> str:
     """The name the run layout uses for `game`, or a ValueError naming it and close matches."""
     if suite == "dmc":
-        from .dmc import check_task
+        from .dmc import resolve_task
 
-        return check_task(game)
+        return resolve_task(game)[0]
     if is_catch(game):
         catch_config(game)
         return game
