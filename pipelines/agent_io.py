@@ -27,10 +27,36 @@ def cap_torch_threads(device: str, threads: int | None) -> None:
         torch.set_num_threads(max(1, min(threads, os.cpu_count() or 1)))
 
 
-def build_agent(agent_config, num_actions: int, device: str, seed: int):
+def model_action_space(space):
+    """The models' `ActionSpace` of a dataset's action space (an int n, the store's dict, or
+    anything with `to_dict()`, e.g. `datasets.schema.ActionSpec`)."""
+    from dreamer_pipeline.models.action_space import ActionSpace
+
+    if isinstance(space, ActionSpace):
+        return space
+    if isinstance(space, int):
+        return ActionSpace.discrete(space)
+    return ActionSpace.from_dict(space if isinstance(space, dict) else space.to_dict())
+
+
+def check_image_channels(agent_config, image_shape, where: str = "the data") -> None:
+    """The agent's `world_model.image_channels` must match the images it will see."""
+    channels = int(image_shape[-1])
+    if agent_config.world_model.image_channels != channels:
+        raise AgentLoadError(
+            f"{where} holds {channels}-channel images ({'RGB' if channels == 3 else 'grayscale'}), but the agent "
+            f"expects world_model.image_channels = {agent_config.world_model.image_channels}; choose a preset "
+            f"for this suite (dmc_vision for the Control Suite) or set agent.overrides.world_model.image_channels")
+
+
+def build_agent(agent_config, action_space, device: str, seed: int, image_shape=None):
+    """A new agent acting in `action_space` (see `model_action_space`) on images of `image_shape`."""
     from dreamer_pipeline.models.agent import Agent
 
-    return Agent(agent_config, num_actions=num_actions, device=device, seed=seed)
+    if image_shape is not None:
+        check_image_channels(agent_config, image_shape)
+
+    return Agent(agent_config, device=device, seed=seed, action_space=model_action_space(action_space))
 
 
 def save_agent(path: str | os.PathLike, agent, *, pipeline_config: Mapping[str, Any], progress: Mapping[str, Any],
@@ -41,16 +67,19 @@ def save_agent(path: str | os.PathLike, agent, *, pipeline_config: Mapping[str, 
     ckpt.save_checkpoint(agent, path, extra={"pipeline_config": dict(pipeline_config), "progress": dict(progress), **(extra or {})})
 
 
-def load_agent(path: str | os.PathLike, agent_config, device: str, num_actions: int | None = None):
-    """An agent from a checkpoint (weights, optimisers, counters); its architecture must match `agent_config`."""
+def load_agent(path: str | os.PathLike, agent_config, device: str, action_space=None):
+    """An agent from a checkpoint (weights, optimisers, counters); its architecture must match
+    `agent_config`, and its action space the data's `action_space` when given."""
     from dreamer_pipeline.models import checkpoint as ckpt
 
     payload = read_payload(path)
-    saved_actions = int(payload["num_actions"])
-    if num_actions is not None and saved_actions != num_actions:
-        raise AgentLoadError(f"{path}: the agent acts over {saved_actions} actions, the data over {num_actions}")
+    saved = ckpt.checkpoint_action_space(payload)
+    if action_space is not None:
+        wanted = model_action_space(action_space)
+        if (saved.kind, saved.n, saved.shape) != (wanted.kind, wanted.n, wanted.shape):
+            raise AgentLoadError(f"{path}: the agent acts in {saved}, the data in {wanted}")
     # The run's configuration supplies the hyperparameters; the checkpoint must match its architecture.
-    agent = build_agent(agent_config, saved_actions, device, seed=0)
+    agent = build_agent(agent_config, saved, device, seed=0)
     try:
         extra = ckpt.restore_checkpoint(agent, path)
     except ckpt.CheckpointError as error:

@@ -2,7 +2,7 @@
 
     policy = load_agent_policy("results/runs/.../iter0003/actor_critic.pt", mode="sample", device="cpu")
     state = policy.initial_state(num_envs)
-    actions, state = policy.act(image, is_first, state)   # uint8 (N, 64, 64, 1), bool (N,) -> int64 (N,)
+    actions, state = policy.act(image, is_first, state)   # uint8 (N, 64, 64, C), bool (N,) -> int64 (N,) or float32 (N, A)
 
 The state carries, per environment row, the RSSM posterior state and the last action (as the
 published `Agent.policy`); rows whose `is_first` is set start again from the zero state.
@@ -34,7 +34,7 @@ class AgentPolicy:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.agent = agent
         self.mode = mode
-        self.num_actions = agent.num_actions
+        self.action_space = agent.action_space.to_dict()
         self.provenance = dict(provenance) if provenance is not None else {"kind": "agent"}
 
     def seed(self, value: int) -> None:
@@ -52,10 +52,15 @@ class AgentPolicy:
         if state is None:
             state = self.initial_state(len(image))
         actions, state = self.agent.policy_step(image, is_first, state, mode=self.mode)
-        return actions.cpu().numpy().astype(np.int64), state
+        actions = actions.cpu().numpy()
+        return (actions.astype(np.int64) if self.agent.action_space.is_discrete else actions.astype(np.float32)), state
+
+    @property
+    def num_actions(self) -> int:
+        return self.agent.num_actions  # discrete agents only
 
     def __repr__(self) -> str:
-        return f"AgentPolicy(mode={self.mode!r}, num_actions={self.num_actions}, provenance={self.provenance})"
+        return f"AgentPolicy(mode={self.mode!r}, action_space={self.agent.action_space}, provenance={self.provenance})"
 
 
 def file_sha256(path: str | os.PathLike) -> str:

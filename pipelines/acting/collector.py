@@ -43,7 +43,7 @@ from dreamer_pipeline.datasets.store import (
 
 from ..envs.atari import EnvConfig, VectorAtari
 from ..envs.registry import vector_env
-from .policy import Policy, RandomPolicy
+from .policy import Policy, RandomPolicy, action_space_mismatch
 
 
 DEFAULT_COMMIT_STEPS = 1  # commit each episode as it finishes: a SIGKILL loses no finished episode
@@ -139,19 +139,24 @@ class EpisodeBuffer:
             setattr(self, name, new)
 
 
-def store_attributes(env: VectorAtari, policy_provenance: dict[str, Any], seed: int) -> dict[str, Any]:
+def store_attributes(env, policy_provenance: dict[str, Any], seed: int) -> dict[str, Any]:
     """The provenance attributes a collector writes (docs/architecture.md, "Experience store")."""
-    import ale_py
-
-    return {
-        "game": env.game,
-        "ale_rom": env.rom_id,
-        "ale_py_version": str(ale_py.__version__),
+    common = {
+        "action_space": dict(env.action_space),
+        "image_shape": list(env.image_shape),
         "env": env.config.to_dict(),
-        "action_set": env.action_set,
         "policy": dict(policy_provenance),
         "seed": int(seed),
     }
+    if not hasattr(env, "rom_id"):  # the Control Suite
+        from importlib.metadata import version
+
+        return {"game": env.game, "suite": "dmc", "dm_control_version": version("dm_control"),
+                "mujoco_version": version("mujoco"), **common}
+    import ale_py
+
+    return {"game": env.game, "ale_rom": env.rom_id, "ale_py_version": str(ale_py.__version__),
+            "action_set": env.action_set, **common}
 
 
 def run_seeds(seed: int, resume_index: int, num_envs: int) -> tuple[np.ndarray, np.random.SeedSequence]:
@@ -244,12 +249,12 @@ def collect(
     path = Path(path)
     start_time = time.perf_counter()
     with vector_env(game, num_envs, env_config, num_threads) as env:
-        if policy is not None and policy.num_actions != env.num_actions:
-            raise CollectError(
-                f"the policy acts over {policy.num_actions} actions, but {env.game} has {env.num_actions} "
-                f"({'full' if env_config.full_action_space else 'minimal'} action set)"
-            )
-        provenance = policy.provenance if policy is not None else RandomPolicy(env.num_actions).provenance
+        mismatch = action_space_mismatch(policy.action_space, env.action_space) if policy is not None else None
+        if mismatch:
+            setting = getattr(env_config, "full_action_space", None)
+            which = "" if setting is None else f" ({'full' if setting else 'minimal'} action set)"
+            raise CollectError(f"{env.game}: {mismatch}{which}")
+        provenance = policy.provenance if policy is not None else RandomPolicy(env.action_space).provenance
         attrs = store_attributes(env, provenance, seed)
 
         done_already = _already_complete(path, attrs, target_steps)
@@ -271,7 +276,7 @@ def _collect_into(writer: StoreWriter, env: VectorAtari, policy: Policy | None, 
     resume_index = int(writer.meta.get("resumed", 0))
     env_seeds, policy_seed = run_seeds(seed, resume_index, num_envs)
     if policy is None:
-        policy = RandomPolicy(env.num_actions, policy_seed)
+        policy = RandomPolicy(env.action_space, policy_seed)
     elif callable(getattr(policy, "seed", None)):
         policy.seed(int(policy_seed.generate_state(1)[0]))  # optional hook, e.g. torch sampling
     result = CollectResult(writer.path, target_steps, writer.committed_steps, writer.committed_episodes)

@@ -57,8 +57,11 @@ def record_episodes(game: str, env_config, policy, out: str | os.PathLike, *, ep
     result = EpisodeVideo(out)
     started = time.perf_counter()
     with vector_env(game, 1, env_config) as agent_env:
-        if agent_env.num_actions != policy.num_actions:
-            raise VideoError(f"the agent acts over {policy.num_actions} actions, but {game} has {agent_env.num_actions}")
+        from .policy import action_space_mismatch
+
+        mismatch = action_space_mismatch(policy.action_space, agent_env.action_space)
+        if mismatch:
+            raise VideoError(f"{game}: {mismatch}")
         # Atari: a second emulator in lockstep gives the colour screen. Other environments have no
         # larger screen than what the agent sees, so their screen panel shows the agent's own image.
         screen_env = (make_vector_env(agent_env.rom_id, 1, env_config, num_threads=1, screen=SCREEN, rgb=True)

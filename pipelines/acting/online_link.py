@@ -70,7 +70,7 @@ class OnlineLink:
             "format": ACTOR_FORMAT,
             "format_version": ACTOR_FORMAT_VERSION,
             "config": agent.config.to_dict(),
-            "num_actions": int(agent.num_actions),
+            "action_space": agent.action_space.to_dict(),
             "updates": int(updates),
             "world_model": world_model,
             "actor": {k: v.detach().cpu() for k, v in agent.actor_critic.actor.state_dict().items()},

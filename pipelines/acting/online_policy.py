@@ -36,7 +36,13 @@ def following_policy(link: OnlineLink, shard: int, store: str | Path, *, mode: s
     payload = link.read_actor()
     if payload is None:
         raise OnlineLinkError(f"{link.actor}: missing; the learner publishes it before it starts the collectors")
-    agent = Agent(from_mapping(AgentConfig, payload["config"]), int(payload["num_actions"]), device)
+    from dreamer_pipeline.models.action_space import ActionSpace, ActionSpaceError
+
+    try:
+        action_space = ActionSpace.from_dict(payload["action_space"])
+    except (KeyError, ActionSpaceError) as error:
+        raise OnlineLinkError(f"{link.actor}: no valid action space ({error})") from None
+    agent = Agent(from_mapping(AgentConfig, payload["config"]), device=device, action_space=action_space)
     return FollowingPolicy(agent, link, shard, store=store, target_steps=shards[shard]["target"],
                            share=shards[shard]["share"], train_every=plan["train_every"],
                            lead_updates=plan["lead_updates"], mode=mode)

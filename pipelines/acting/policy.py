@@ -6,7 +6,8 @@ agent: the RSSM state and the last action). Collectors call, once per vector ste
     actions, state = policy.act(image, is_first, state)
 
 `is_first[i]` says that row i shows the first image of a new episode, so the policy must reset
-that row's state before acting. Actions are indices into the environment's action set.
+that row's state before acting. Actions are int64 indices into the environment's action set
+(discrete) or float32 vectors in the environment's bounds (continuous, the Control Suite).
 """
 
 from __future__ import annotations
@@ -20,16 +21,18 @@ import numpy as np
 class Policy(Protocol):
     """What a collector needs from a policy (docs/architecture.md, "Policy interface").
 
-    num_actions: int            size of the action set the policy acts over
+    action_space: dict          the space it acts in, as the store records it ({"kind": "discrete",
+                                "n": N} or {"kind": "continuous", "shape": [A], ...})
     provenance: dict            written into the store's `policy` attribute
     initial_state(batch_size) -> state
-    act(image: uint8 (N, 64, 64, 1), is_first: bool (N,), state) -> (int64 actions (N,), state)
+    act(image: uint8 (N, 64, 64, C), is_first: bool (N,), state)
+        -> (int64 actions (N,) or float32 actions (N, A), state)
 
     A policy may also define `seed(value: int)`: collectors call it once per run with a seed
     derived from the run's seed and resume count, so that sampling policies are reproducible.
     """
 
-    num_actions: int
+    action_space: dict
     provenance: dict
 
     def initial_state(self, batch_size: int) -> Any: ...
@@ -37,26 +40,59 @@ class Policy(Protocol):
     def act(self, image: np.ndarray, is_first: np.ndarray, state: Any) -> tuple[np.ndarray, Any]: ...
 
 
+def discrete_space(n: int) -> dict:
+    return {"kind": "discrete", "n": int(n)}
+
+
+def action_space_mismatch(policy_space: dict, env_space: dict) -> str | None:
+    """Why a policy acting in `policy_space` cannot act in an environment with `env_space`, or None.
+    The bounds are the environment's business (the agent acts in [-1, 1], environments rescale)."""
+    def describe(space):
+        if space.get("kind") == "discrete":
+            return f"{space['n']} discrete actions"
+        return f"continuous actions of shape {list(space['shape'])}"
+
+    same = policy_space.get("kind") == env_space.get("kind") and (
+        policy_space.get("n") == env_space.get("n") if env_space.get("kind") == "discrete"
+        else list(policy_space.get("shape", [])) == list(env_space.get("shape", [])))
+    return None if same else f"the policy acts with {describe(policy_space)}, the environment takes {describe(env_space)}"
+
+
 class RandomPolicy:
     """Uniform random actions: the paper's prefill policy (50,000 steps before the first update).
 
+    `RandomPolicy(18)` draws action indices; `RandomPolicy({"kind": "continuous", "shape": [A],
+    "low": [...], "high": [...]})` draws vectors uniformly in the bounds (the published code's
+    random prefill samples the action space uniformly too).
     Deterministic given `seed`: the same seed and the same sequence of calls give the same actions.
     It keeps no state; `initial_state` returns None.
     """
 
-    def __init__(self, num_actions: int, seed: int | np.random.SeedSequence | None = 0):
-        if int(num_actions) < 1:
-            raise ValueError(f"num_actions must be at least 1, got {num_actions}")
-        self.num_actions = int(num_actions)
+    def __init__(self, action_space: int | dict, seed: int | np.random.SeedSequence | None = 0):
+        space = discrete_space(action_space) if not isinstance(action_space, dict) else dict(action_space)
+        if space.get("kind") == "discrete":
+            if int(space["n"]) < 1:
+                raise ValueError(f"num_actions must be at least 1, got {space['n']}")
+        else:
+            dims = int(space["shape"][0])
+            self._low = np.asarray(space.get("low", [-1.0] * dims), np.float32)
+            self._high = np.asarray(space.get("high", [1.0] * dims), np.float32)
+        self.action_space = space
         self.provenance = {"kind": "random"}
         self._rng = np.random.default_rng(seed)
+
+    @property
+    def num_actions(self) -> int:
+        return int(self.action_space["n"])
 
     def initial_state(self, batch_size: int) -> None:
         return None
 
     def act(self, image: np.ndarray, is_first: np.ndarray, state: Any) -> tuple[np.ndarray, None]:
-        actions = self._rng.integers(0, self.num_actions, size=len(image), dtype=np.int64)
-        return actions, None
+        if self.action_space["kind"] == "discrete":
+            return self._rng.integers(0, self.num_actions, size=len(image), dtype=np.int64), None
+        shape = (len(image), len(self._low))
+        return self._rng.uniform(self._low, self._high, size=shape).astype(np.float32), None
 
     def __repr__(self) -> str:
-        return f"RandomPolicy(num_actions={self.num_actions})"
+        return f"RandomPolicy(action_space={self.action_space})"

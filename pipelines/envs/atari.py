@@ -270,6 +270,7 @@ class VectorAtari:
         self.action_set = action_set(self.env, config.full_action_space)
         self.num_actions = len(self.action_set["ids"])
         self.action_space = {"kind": "discrete", "n": self.num_actions}  # the store's provenance form
+        self.image_shape = IMAGE_SHAPE
 
     def reset(self, seeds: np.ndarray | int) -> np.ndarray:
         """Reset every environment; `seeds` is one int per environment (or a base seed)."""

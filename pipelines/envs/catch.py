@@ -44,6 +44,7 @@ class CatchVectorEnv:
     action_set = {"full": False, "ids": [0, 1, 2], "meanings": ["NOOP", "LEFT", "RIGHT"]}
     num_actions = 3
     action_space = {"kind": "discrete", "n": 3}
+    image_shape = (64, 64, 1)
 
     def __init__(self, num_envs: int, config: CatchConfig = CatchConfig()):
         if num_envs < 1 or config.balls < 1 or not 1 <= config.fall <= CELLS - 1:

@@ -175,6 +175,7 @@ class VectorDMC:
         if spec.shape != (self.action_dim,) or not (np.isfinite(self._low).all() and np.isfinite(self._high).all()):
             raise ValueError(f"{self.game}: the action spec {spec} is not a bounded vector")
         self._rescale = not ((self._low == -1.0).all() and (self._high == 1.0).all())  # no suite task needs it
+        self.image_shape = (self.config.image_size, self.config.image_size, 3)
         self.action_space = {
             "kind": "continuous", "shape": [self.action_dim],
             "low": [-1.0] * self.action_dim, "high": [1.0] * self.action_dim,

@@ -51,7 +51,7 @@ def run_episodes(env, policy, episodes: int, seed: int, progress: bool = True) -
     bar = tqdm(total=episodes, desc="evaluate", unit="episode", disable=not progress)
     while any(len(returns[i]) < quota[i] for i in range(n)):
         action, state = policy.act(image, is_first, state)
-        step = env.step(np.asarray(action, np.int64))
+        step = env.step(np.asarray(action))
         running_return += step.reward
         running_length += 1
         done = step.terminated | step.truncated
@@ -112,9 +112,8 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
     Example: dreamer-pipeline evaluate --config config/debug.yaml --game pong
     --agent results/runs/pong/debug/seed0/iter0001/actor_critic.pt --out /tmp/eval.json
     """
-    import ale_py
-
     from ..acting.agent_policy import load_agent_policy
+    from ..acting.policy import action_space_mismatch
     from ..envs.registry import vector_env
 
     from ..agent_io import cap_torch_threads
@@ -128,10 +127,9 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
     cap_torch_threads(device, threads or envs)
     policy = load_agent_policy(agent_path, mode=mode, device=device)
     with vector_env(game, envs, env_config, num_threads=threads) as env:
-        if env.num_actions != policy.num_actions:
-            raise click.ClickException(
-                f"{agent_path} acts over {policy.num_actions} actions, but {game} has {env.num_actions}"
-            )
+        mismatch = action_space_mismatch(policy.action_space, env.action_space)
+        if mismatch:
+            raise click.ClickException(f"{agent_path} cannot play {game}: {mismatch}")
         started = time.perf_counter()
         returns, lengths = run_episodes(env, policy, episodes, env_seed)
         evaluate_seconds = time.perf_counter() - started
@@ -157,7 +155,7 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
         "policy": mode,
         "checkpoint": str(agent_path),
         "checkpoint_sha256": file_sha256(agent_path),
-        "ale_py_version": str(ale_py.__version__),
+        **_environment_version(cfg.suite),
         "env": env_config.to_dict(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
     }
@@ -193,6 +191,14 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
         write_resolved_config(cfg, Path(out).parent)
     atomic_write_json(out, result)
     click.echo(f"{game} iteration {iteration}: mean return {result['mean_return']:.2f} over {len(returns)} episode(s)")
+
+
+def _environment_version(suite: str) -> dict[str, str]:
+    if suite != "atari":
+        return {}
+    import ale_py
+
+    return {"ale_py_version": str(ale_py.__version__)}
 
 
 def _updates_of(agent_path) -> int:

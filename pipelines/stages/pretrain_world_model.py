@@ -70,7 +70,7 @@ def pretrain_world_model_command(config_path, game, updates, out, seed, device, 
     if not section.reward_free and not dataset.has_reward:
         raise click.ClickException(f"{dataset} has no rewards; set pretrain.reward_free: true to pretrain on it")
     agent_config = reward_free_agent_config(ctx.agent_config, section.reward_free)
-    agent = build_agent(agent_config, dataset.num_actions, ctx.device, batch_seed(seed, 7))
+    agent = build_agent(agent_config, dataset.action_space, ctx.device, batch_seed(seed, 7), dataset.image_shape)
     folder = out.parent
     for old in previous_partials(out, 0):
         old.unlink(missing_ok=True)

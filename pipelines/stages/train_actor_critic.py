@@ -41,7 +41,7 @@ def train_actor_critic_command(config_path, game, seed, iteration, updates, upda
     ctx = setup(config_path, device=device)
     cfg = ctx.cfg
     dataset = open_replay(cfg, replay, shared)
-    agent, _ = load_agent(world_model_path, ctx.agent_config, ctx.device, dataset.num_actions)
+    agent, _ = load_agent(world_model_path, ctx.agent_config, ctx.device, dataset.action_space)
     run_dir = _run_dir(out)
     for old in previous_partials(out, iteration):
         old.unlink(missing_ok=True)

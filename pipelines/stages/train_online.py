@@ -237,7 +237,7 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
                                  param_hint="--marker")
     jobs = [CollectorJob(j, Path(m), shard_steps[j], shard_seed(seed, iteration, j)) for j, m in enumerate(markers)]
     dataset = open_replay(cfg, replay, shared)
-    agent, _ = load_agent(resume_from, ctx.agent_config, ctx.device, dataset.num_actions)
+    agent, _ = load_agent(resume_from, ctx.agent_config, ctx.device, dataset.action_space)
     learner = OnlineLearner(OnlineLink.at(out.parent / "online"), jobs, train_every=cfg.train_every,
                             target_updates=updates, publish_every=cfg.loop.publish_every,
                             lead_updates=cfg.loop.lead_updates)

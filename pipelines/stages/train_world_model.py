@@ -88,9 +88,10 @@ def train_world_model_command(config_path, game, seed, iteration, updates, updat
             "in the pretrain section."
         )
     if resume_from:
-        agent, _ = load_agent(resume_from, ctx.agent_config, ctx.device, dataset.num_actions)
+        agent, _ = load_agent(resume_from, ctx.agent_config, ctx.device, dataset.action_space)
     else:
-        agent = build_agent(ctx.agent_config, dataset.num_actions, ctx.device, batch_seed(seed, iteration, 1))
+        agent = build_agent(ctx.agent_config, dataset.action_space, ctx.device, batch_seed(seed, iteration, 1),
+                            dataset.image_shape)
         if init_world_model:
             fresh = load_pretrained_world_model(agent, init_world_model)
             click.echo(f"initialised from {init_world_model}; learning from scratch: {sorted({k.split('.')[0] for k in fresh})}")
