@@ -137,7 +137,7 @@ class RecordingPolicy:
 
     def __init__(self, num_actions: int):
         self.inner = RandomPolicy(num_actions, 0)
-        self.num_actions = num_actions
+        self.action_space = {"kind": "discrete", "n": num_actions}
         self.provenance = {"kind": "recording"}
         self.seeds: list[int] = []
         self.firsts: list[np.ndarray] = []
@@ -168,7 +168,7 @@ def test_policy_sees_episode_starts(tmp_path):
     assert len(policy.firsts) >= len(firsts)
     for image in firsts:
         assert any(np.array_equal(image, seen) for seen in policy.firsts)
-    with pytest.raises(CollectError, match="3 actions.*4"):
+    with pytest.raises(CollectError, match="3 discrete actions.*4 discrete actions"):
         collect(tmp_path / "q.zarr", "breakout", 10, policy=RandomPolicy(3), progress=False)
 
 

@@ -43,7 +43,7 @@ from dreamer_pipeline.datasets.store import (
 
 from ..envs.atari import EnvConfig, VectorAtari
 from ..envs.registry import vector_env
-from .policy import Policy, RandomPolicy, action_space_mismatch
+from .policy import Policy, RandomPolicy, action_space_mismatch, action_space_of
 
 
 DEFAULT_COMMIT_STEPS = 1  # commit each episode as it finishes: a SIGKILL loses no finished episode
@@ -249,7 +249,7 @@ def collect(
     path = Path(path)
     start_time = time.perf_counter()
     with vector_env(game, num_envs, env_config, num_threads) as env:
-        mismatch = action_space_mismatch(policy.action_space, env.action_space) if policy is not None else None
+        mismatch = action_space_mismatch(action_space_of(policy), env.action_space) if policy is not None else None
         if mismatch:
             setting = getattr(env_config, "full_action_space", None)
             which = "" if setting is None else f" ({'full' if setting else 'minimal'} action set)"

@@ -57,9 +57,9 @@ def record_episodes(game: str, env_config, policy, out: str | os.PathLike, *, ep
     result = EpisodeVideo(out)
     started = time.perf_counter()
     with vector_env(game, 1, env_config) as agent_env:
-        from .policy import action_space_mismatch
+        from .policy import action_space_mismatch, action_space_of
 
-        mismatch = action_space_mismatch(policy.action_space, agent_env.action_space)
+        mismatch = action_space_mismatch(action_space_of(policy), agent_env.action_space)
         if mismatch:
             raise VideoError(f"{game}: {mismatch}")
         # Atari: a second emulator in lockstep gives the colour screen. Other environments have no

@@ -44,6 +44,12 @@ def discrete_space(n: int) -> dict:
     return {"kind": "discrete", "n": int(n)}
 
 
+def action_space_of(policy) -> dict:
+    """A policy's action space; a policy written before the Control Suite declares only `num_actions`."""
+    space = getattr(policy, "action_space", None)
+    return dict(space) if space is not None else discrete_space(policy.num_actions)
+
+
 def action_space_mismatch(policy_space: dict, env_space: dict) -> str | None:
     """Why a policy acting in `policy_space` cannot act in an environment with `env_space`, or None.
     The bounds are the environment's business (the agent acts in [-1, 1], environments rescale)."""

@@ -113,7 +113,7 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
     --agent results/runs/pong/debug/seed0/iter0001/actor_critic.pt --out /tmp/eval.json
     """
     from ..acting.agent_policy import load_agent_policy
-    from ..acting.policy import action_space_mismatch
+    from ..acting.policy import action_space_mismatch, action_space_of
     from ..envs.registry import vector_env
 
     from ..agent_io import cap_torch_threads
@@ -127,7 +127,7 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
     cap_torch_threads(device, threads or envs)
     policy = load_agent_policy(agent_path, mode=mode, device=device)
     with vector_env(game, envs, env_config, num_threads=threads) as env:
-        mismatch = action_space_mismatch(policy.action_space, env.action_space)
+        mismatch = action_space_mismatch(action_space_of(policy), env.action_space)
         if mismatch:
             raise click.ClickException(f"{agent_path} cannot play {game}: {mismatch}")
         started = time.perf_counter()
