@@ -2,8 +2,12 @@
 
 The defaults are the paper's Atari configuration ("Mastering Atari with Discrete World Models",
 Hafner et al. 2021, Appendix / the published `configs.yaml`, section `atari`). `preset(name)`
-returns `atari` (the paper), `small` (a CPU-sized agent with the same structure) or `debug` (tiny,
-for tests). YAML files override fields through `models.config_schema.override`, which rejects
+returns `atari` (the paper), `small` (a CPU-sized agent with the same structure), `debug` (tiny,
+for tests), `dmc_vision` (the published Control Suite from pixels) or `dreamerv1` (DreamerV1,
+"Dream to Control", Hafner et al. 2020; `models/presets.py` holds the sources of every value).
+Two fields may say "auto" and are resolved per action space (`actor_distribution`,
+`actor_reinforce_fraction`), as the published `actor.dist: auto` and `actor_grad: auto`.
+YAML files override fields through `models.config_schema.override`, which rejects
 unknown or ill-typed keys; every dataclass here also has a `validate()` that raises `ValueError`
 for values that are well typed but meaningless (negative sizes, a KL balance outside [0, 1], ...).
 """
@@ -14,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 from .config_schema import ConfigError, override, to_dict
+from .presets import PRESETS
 
 __all__ = [
     "AblationConfig",
@@ -135,6 +140,17 @@ class WorldModelConfig:
     """alpha in KL balancing: alpha * KL(sg(post) || prior) + (1 - alpha) * KL(post || sg(prior))."""
     free_nats: float = 0.0
     """Lower bound on each balanced KL term's batch mean (the paper uses none at Atari)."""
+    free_nats_over: Literal["auto", "batch_mean", "element"] = "auto"
+    """Where free nats clamp the KL: "batch_mean" (published `kl.free_avg: True`; DreamerV1's
+    max(mean KL, free)), "element" (each (b, t)'s KL first), or "auto": as the published DreamerV2
+    code, the batch mean with KL balancing and per element without it (its balance == 0.5 path)."""
+    predict_discount: bool = True
+    """True: a discount head learns episode ends, and imagination discounts by its prediction
+    (Atari). False: no discount head; imagination discounts every step by the constant gamma
+    (published `pred_discount: False`, the Control Suite, whose episodes never terminate)."""
+    reward_transform: Literal["tanh", "identity"] = "tanh"
+    """What the reward head learns: tanh(reward) (published `clip_rewards: tanh`, Atari) or the
+    reward itself (`clip_rewards: identity`, the Control Suite)."""
     opt: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4))
 
     def validate(self) -> None:
@@ -157,9 +173,20 @@ class BehaviourConfig:
     imagined step uses this true discount."""
     entropy_scale: float = 1e-3
     """eta, the actor's entropy bonus."""
-    reinforce_fraction: float = 1.0
+    reinforce_fraction: float | Literal["auto"] = "auto"
     """rho in the actor loss: 1 is pure REINFORCE (the paper at Atari); below 1 mixes in
-    (1 - rho) of straight-through dynamics backpropagation of the lambda-return."""
+    (1 - rho) of dynamics backpropagation of the lambda-return (straight-through samples for
+    discrete actions, reparameterised ones for continuous). "auto" (published `actor_grad: auto`):
+    1 for discrete actions, 0 (pure dynamics backpropagation) for continuous ones."""
+    actor_dist: Literal["auto", "onehot", "trunc_normal", "tanh_normal"] = "auto"
+    """The actor's distribution: "onehot" (categorical, discrete actions), "trunc_normal"
+    (DreamerV2's continuous actor), "tanh_normal" (DreamerV1's); "auto" (published
+    `actor.dist: auto`) is onehot for discrete and trunc_normal for continuous actions."""
+    actor_min_std: float = 0.1
+    """Continuous actors: the smallest std (published `actor.min_std` 0.1; DreamerV1 1e-4)."""
+    action_noise: float = 0.0
+    """Continuous actors: std of Gaussian noise added to sampled actions when acting, then clipped
+    to [-1, 1] (published `expl_noise` 0; DreamerV1's `expl_amount` 0.3). Not used in imagination."""
     target_update_every: int = 100
     """Hard copy of the critic into the target critic every this many behaviour updates."""
     actor: MLPConfig = field(default_factory=MLPConfig)
@@ -173,7 +200,10 @@ class BehaviourConfig:
         _fraction("return_lambda", self.return_lambda)
         _fraction("discount", self.discount)
         _non_negative("entropy_scale", self.entropy_scale)
-        _fraction("reinforce_fraction", self.reinforce_fraction)
+        if self.reinforce_fraction != "auto":
+            _fraction("reinforce_fraction", self.reinforce_fraction)
+        _positive("actor_min_std", self.actor_min_std)
+        _non_negative("action_noise", self.action_noise)
         _positive("target_update_every", self.target_update_every)
 
 
@@ -242,53 +272,43 @@ ARCHITECTURE_FIELDS: tuple[str, ...] = (
     "world_model.rssm",
     "world_model.reward_head",
     "world_model.discount_head",
+    "world_model.predict_discount",
     "behaviour.actor",
+    "behaviour.actor_dist",
     "behaviour.critic",
     "ablation.latent",
     "ablation.reward",
 )
 
-_SMALL = {
-    # The same structure as `atari` (4 convs, GRU + layer norm, categorical latents) at widths a
-    # 2-core CPU trains: a full update at B=16, T=50 took 0.88 s with 2 threads (1.25 s with one)
-    # against 1.43 s for depth 16 / 200 units, measured side by side (docs/agent.md, Speed).
-    "world_model": {
-        "encoder": {"depth": 8},
-        "decoder": {"depth": 8},
-        "rssm": {"deter": 128, "hidden": 128, "stoch": 16, "classes": 16},
-        "reward_head": {"layers": 2, "units": 128},
-        "discount_head": {"layers": 2, "units": 128},
-    },
-    "behaviour": {"actor": {"layers": 2, "units": 128}, "critic": {"layers": 2, "units": 128}},
-}
-
-_DEBUG = {
-    # Tiny, for tests: every code path, a few thousand parameters per module.
-    "world_model": {
-        "encoder": {"depth": 4},
-        "decoder": {"depth": 4},
-        "rssm": {"deter": 32, "hidden": 32, "stoch": 4, "classes": 4},
-        "reward_head": {"layers": 2, "units": 32},
-        "discount_head": {"layers": 2, "units": 32},
-        "opt": {"lr": 1e-3},
-    },
-    "behaviour": {
-        "horizon": 5,
-        "actor": {"layers": 2, "units": 32},
-        "critic": {"layers": 2, "units": 32},
-        "actor_opt": {"lr": 1e-3},
-        "critic_opt": {"lr": 1e-3},
-    },
-}
-
-PRESETS: dict[str, Mapping[str, Any]] = {"atari": {}, "small": _SMALL, "debug": _DEBUG}
-
 
 def preset(name: str, overrides: Mapping[str, Any] | None = None) -> AgentConfig:
-    """The named preset (`atari`, `small`, `debug`), optionally with overrides applied on top."""
+    """The named preset (`atari`, `small`, `debug`, `dmc_vision`, `dreamerv1`), optionally with
+    overrides applied on top."""
     if name not in PRESETS:
         raise ConfigError(f"unknown agent preset {name!r}; choose one of {sorted(PRESETS)}")
     config = override(AgentConfig(), PRESETS[name])
     if overrides:
         config = override(config, overrides)
     return config
+
+
+def actor_distribution(behaviour: BehaviourConfig, discrete: bool) -> str:
+    """`behaviour.actor_dist` resolved for an action space; a distribution that cannot act in it
+    is a ConfigError naming both."""
+    kind = behaviour.actor_dist
+    if kind == "auto":
+        return "onehot" if discrete else "trunc_normal"
+    if (kind == "onehot") != discrete:
+        space = "discrete" if discrete else "continuous"
+        raise ConfigError(f"behaviour.actor_dist: {kind!r} cannot act in a {space} action space; "
+                          f"use {'onehot' if discrete else 'trunc_normal or tanh_normal'} (or auto)")
+    return kind
+
+
+def actor_reinforce_fraction(behaviour: BehaviourConfig, discrete: bool) -> float:
+    """`behaviour.reinforce_fraction` resolved for an action space (published `actor_grad: auto`:
+    REINFORCE for discrete actions, dynamics backpropagation for continuous ones)."""
+    value = behaviour.reinforce_fraction
+    if value == "auto":
+        return 1.0 if discrete else 0.0
+    return float(value)
