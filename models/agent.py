@@ -1,12 +1,14 @@
 """The DreamerV2 agent: world model + actor-critic, their optimisers, and acting.
 
     agent = Agent(preset("atari"), num_actions=6, device="cpu", seed=0)
+    agent = Agent(preset("dmc_vision"), action_space=ActionSpace.continuous(6), device="cpu", seed=0)
     metrics = agent.update(batch)      # world model, then actor, then critic (paper Algorithm 1)
-    actions, state = agent.policy_step(image, is_first, state, mode="sample")
+    actions, state = agent.policy_step(image, is_first, state, mode="sample")   # int64 (N,) or float32 (N, A)
     video = agent.open_loop(batch)     # uint8 (T, 3 * 64, n * 64, C): truth, model, error
 
 A batch follows the Batches contract of docs/architecture.md: a dict of numpy arrays or torch
-tensors, batch-major (B, T, ...): `image` uint8 (B, T, 64, 64, C), `action` int (B, T), `reward`
+tensors, batch-major (B, T, ...): `image` uint8 (B, T, 64, 64, C), `action` int (B, T) for
+discrete actions or float (B, T, A) in [-1, 1] for continuous ones, `reward`
 float (B, T) (absent for reward-free data), `is_first`, `is_terminal` bool (B, T) (`is_last` is
 accepted and unused). Metrics come back as an `UpdateMetrics` mapping of name to float whose
 values stay on the device until they are first read (no host synchronisation per update).
@@ -27,15 +29,18 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .action_dists import continuous_distribution
+from .action_space import ActionSpace
 from .behaviour import ActorCritic
 from .captured_step import CapturedStep, configure_cuda_backends
-from .config import AgentConfig
+from .config import AgentConfig, actor_distribution
+from .config_schema import ConfigError
 from .optim import Optimizer
 from .rssm import RSSMState
 from .update_metrics import UpdateMetrics
 from .world_model import WorldModel, WorldModelBatch
 
-PolicyState = tuple[RSSMState, torch.Tensor]  # (posterior state, last action one-hot), rows = envs
+PolicyState = tuple[RSSMState, torch.Tensor]  # (posterior state, last action: one-hot or continuous), rows = envs
 
 
 class BatchError(ValueError):
@@ -53,12 +58,20 @@ def _as_tensor(value: Any, name: str) -> torch.Tensor:
 class Agent:
     """World model, actor, critic, target critic and their three optimisers, on one device."""
 
-    def __init__(self, config: AgentConfig, num_actions: int, device: str | torch.device = "cpu", seed: int = 0):
+    def __init__(self, config: AgentConfig, num_actions: int | None = None, device: str | torch.device = "cpu",
+                 seed: int = 0, action_space: ActionSpace | None = None):
+        """`num_actions=N` (discrete, as always) or `action_space=ActionSpace.discrete(N)` /
+        `ActionSpace.continuous(A)` (actions in [-1, 1])."""
         config.validate()
-        if num_actions < 1:
-            raise ValueError(f"num_actions must be positive, got {num_actions}")
+        action_space = _resolve_action_space(num_actions, action_space)
+        action_space.check_model_bounds()
+        actor_distribution(config.behaviour, action_space.is_discrete)  # a ConfigError if it cannot act here
+        if action_space.is_discrete and config.behaviour.action_noise:
+            raise ConfigError("behaviour.action_noise: Gaussian action noise needs continuous actions, "
+                              f"the action space is {action_space}")
         self.config = config
-        self.num_actions = num_actions
+        self.action_space = action_space
+        self.action_size = action_space.size  # width of the action vector the model sees
         self.device = torch.device(device)
         self.image_shape = (64, 64, config.world_model.image_channels)
         if config.runtime.num_threads:
@@ -68,10 +81,10 @@ class Agent:
         channels_last = config.runtime.channels_last
         with torch.random.fork_rng(devices=[]):  # deterministic init without touching global RNG
             torch.manual_seed(seed)
-            self.world_model = WorldModel(config.world_model, config.ablation, num_actions,
+            self.world_model = WorldModel(config.world_model, config.ablation, self.action_size,
                                           config.behaviour.discount, channels_last).to(self.device)
             self.actor_critic = ActorCritic(config.behaviour, self.world_model.rssm.feature_size,
-                                            num_actions).to(self.device)
+                                            action_space).to(self.device)
         # How training steps run: "eager" (the default and the CPU path), "graph" (each step one CUDA
         # graph; CUDA only, with capturable optimisers) or "static" (the graph's code path on static
         # buffers without capture: how the CPU tests check it).
@@ -91,6 +104,13 @@ class Agent:
 
     # ------------------------------------------------------------------------------- plumbing
     @property
+    def num_actions(self) -> int:
+        """The number of discrete actions (a continuous agent has `action_space.shape` instead)."""
+        if not self.action_space.is_discrete:
+            raise AttributeError(f"a continuous agent ({self.action_space}) has no num_actions; use agent.action_space")
+        return self.action_space.n
+
+    @property
     def behaviour_updates(self) -> int:
         return self.actor_critic.updates
 
@@ -106,8 +126,9 @@ class Agent:
         wm, ac = self.world_model, self.actor_critic
         wm.rssm.compiled_observe_step = torch.compile(wm.rssm.observe_step, fullgraph=True, dynamic=False)
         ac.compiled_imagine_step = torch.compile(ac.imagine_step, fullgraph=True, dynamic=False)
-        for module in (wm.encoder, wm.decoder, wm.discount_head, ac.critic, ac.target_critic,
-                       *([wm.reward_head] if wm.reward_head is not None else [])):
+        for module in (wm.encoder, wm.decoder, wm.discount_head, ac.critic, ac.target_critic, wm.reward_head):
+            if module is None:  # no reward head (reward-free data) or no discount head
+                continue
             module.compile()
 
     def check_batch(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -128,10 +149,22 @@ class Agent:
         parts: dict[str, torch.Tensor] = {}
         for key in required[1:]:
             value = _as_tensor(batch[key], key)
-            if tuple(value.shape) != shape:
-                raise BatchError(f"batch[{key!r}] must have shape (B, T) = {shape}, got {tuple(value.shape)}")
+            expected = shape if key != "action" or self.action_space.is_discrete else (*shape, self.action_size)
+            if tuple(value.shape) != expected:
+                what = "(B, T)" if len(expected) == 2 else "(B, T, A)"
+                raise BatchError(f"batch[{key!r}] must have shape {what} = {expected}, got {tuple(value.shape)}")
             parts[key] = value
         action = parts["action"]
+        if not self.action_space.is_discrete:
+            if not action.dtype.is_floating_point:
+                raise BatchError(f"batch['action'] must hold float continuous actions, got {action.dtype}")
+            if action.device.type == "cpu" and action.numel():
+                if not bool(torch.isfinite(action).all()):
+                    raise BatchError("batch['action'] holds non-finite continuous actions")
+                low, high = float(action.min()), float(action.max())
+                if low < -1.0 or high > 1.0:
+                    raise BatchError(f"batch['action'] holds continuous actions in [{low}, {high}], outside [-1, 1]")
+            return {"image": image, **parts}
         if action.dtype.is_floating_point or action.dtype == torch.bool:
             raise BatchError(f"batch['action'] must hold integer action indices, got {action.dtype}")
         if action.device.type == "cpu" and action.numel():
@@ -141,19 +174,22 @@ class Agent:
         return {"image": image, **parts}
 
     def device_batch(self, tensors: Mapping[str, torch.Tensor]) -> WorldModelBatch:
-        """Checked batch tensors already on the device -> the model's batch (one-hot actions, bool
-        flags, float rewards). No host synchronisation: the captured steps run it inside the graph."""
+        """Checked batch tensors already on the device -> the model's batch (one-hot or float
+        continuous actions, bool flags, float rewards). No host synchronisation: the captured steps
+        run it inside the graph."""
         reward = tensors.get("reward")
+        action = tensors["action"]
         return WorldModelBatch(
             image=tensors["image"],
-            action=F.one_hot(tensors["action"].long(), self.num_actions).float(),
+            action=(F.one_hot(action.long(), self.action_size).float() if self.action_space.is_discrete
+                    else action.float()),
             reward=reward.float() if reward is not None else None,
             is_first=tensors["is_first"].bool(),
             is_terminal=tensors["is_terminal"].bool(),
         )
 
     def prepare(self, batch: Mapping[str, Any]) -> WorldModelBatch:
-        """Validate a batch and move it to the device (one-hot actions, bool flags)."""
+        """Validate a batch and move it to the device (one-hot or float actions, bool flags)."""
         tensors = self.check_batch(batch)
         return self.device_batch({key: value.to(self.device, non_blocking=True) for key, value in tensors.items()})
 
@@ -230,7 +266,7 @@ class Agent:
     # -------------------------------------------------------------------------------- acting
     def initial_policy_state(self, batch_size: int) -> PolicyState:
         latent = self.world_model.rssm.initial(batch_size, self.device)
-        return latent, torch.zeros(batch_size, self.num_actions, device=self.device)
+        return latent, torch.zeros(batch_size, self.action_size, device=self.device)
 
     @torch.no_grad()
     def policy_step(self, image: Any, is_first: Any, state: PolicyState | None = None,
@@ -239,8 +275,10 @@ class Agent:
 
         Rows with is_first set start from the zero state (published `obs_step`). `mode` is
         "sample" (training: sample the actor) or "greedy" (evaluation: the actor's mode). The
-        posterior is sampled in both (published `eval_state_mean: False`). Returns int64 actions
-        (N,) on the device and the next state.
+        posterior is sampled in both (published `eval_state_mean: False`). Returns the actions on
+        the device, int64 (N,) for discrete or float32 (N, A) in [-1, 1] for continuous action
+        spaces, and the next state. `behaviour.action_noise` adds clipped Gaussian noise to
+        continuous samples (published `action_noise`; DreamerV1's exploration).
         """
         if mode not in ("sample", "greedy"):
             raise ValueError(f"mode must be 'sample' or 'greedy', got {mode!r}")
@@ -257,11 +295,27 @@ class Agent:
             _, embed = self.world_model.embed(image)
             post, _ = self.world_model.rssm.obs_step(latent, last_action, embed, is_first, self.generator)
             logits = self.actor_critic.actor(self.world_model.rssm.features(post)).float()
+        if not self.action_space.is_discrete:
+            action = self._continuous_action(logits, mode)
+            return action, (post, action)
         if mode == "greedy":
             action = logits.argmax(-1)
         else:
             action = torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator).squeeze(-1)
         return action, (post, F.one_hot(action, self.num_actions).float())
+
+    def _continuous_action(self, raw: torch.Tensor, mode: str) -> torch.Tensor:
+        behaviour = self.config.behaviour
+        kind = self.actor_critic.dist_kind
+        policy = continuous_distribution(kind, raw, behaviour.actor_min_std)
+        if mode == "greedy":
+            return policy.mode()
+        noise = self.actor_critic.sample_noise(raw.shape[:-1], self.generator)
+        action = policy.sample(noise)
+        if behaviour.action_noise:
+            jitter = torch.randn(action.shape, device=action.device, generator=self.generator)
+            action = (action + behaviour.action_noise * jitter).clamp(-1.0, 1.0)
+        return action
 
     # ------------------------------------------------------------------------------ reporting
     @torch.no_grad()
@@ -338,3 +392,18 @@ class Agent:
             "reward_head": count(wm.reward_head), "discount_head": count(wm.discount_head),
             "world_model": count(wm), "actor": count(ac.actor), "critic": count(ac.critic),
         }
+
+
+def _resolve_action_space(num_actions: int | None, action_space: ActionSpace | None) -> ActionSpace:
+    """`num_actions` (discrete, the original API) or `action_space`; both only if they agree."""
+    if action_space is None:
+        if num_actions is None:
+            raise ValueError("an agent needs num_actions=N or action_space=ActionSpace...")
+        if isinstance(num_actions, bool) or not isinstance(num_actions, int) or num_actions < 1:
+            raise ValueError(f"num_actions must be positive, got {num_actions}")
+        return ActionSpace.discrete(num_actions)
+    if not isinstance(action_space, ActionSpace):
+        raise ValueError(f"action_space must be an ActionSpace (ActionSpace.from_dict for dicts), got {action_space!r}")
+    if num_actions is not None and (not action_space.is_discrete or action_space.n != num_actions):
+        raise ValueError(f"num_actions={num_actions} contradicts action_space={action_space}")
+    return action_space

@@ -6,7 +6,9 @@ H = 15 steps with actions sampled from the actor. With the published code's alig
 
     actions    a_0 = 0, a_{t+1} ~ pi(. | z_t)            for t = 0 .. H-1
     reward     r_t = reward head mean at z_t              (the reward for arriving at z_t)
-    discount   d_0 = gamma * (1 - is_terminal) of the start, d_t = sigmoid(discount logits at z_t)
+    discount   d_0 = gamma * (1 - is_terminal) of the start, d_t = sigmoid(discount logits at z_t);
+               without a discount head (`predict_discount: false`) d_t = gamma for every t,
+               d_0 included (published `imagine` without a discount head)
     weights    w_t = prod_{i<t} d_i                       (w_0 = 1)
     values     v_t = target critic at z_t
     targets    R_t = r_t + d_t ((1 - lambda) v_{t+1} + lambda R_{t+1}),  R_H = v_H,  t = 0 .. H-1
@@ -16,7 +18,11 @@ H = 15 steps with actions sampled from the actor. With the published code's alig
                (the published Gaussian NLL with unit variance, its constant dropped)
 
 Two states are lost at the end: z_H only bootstraps, and the action chosen in z_{H-1} has no
-target. The target critic is a hard copy of the critic, made after the first update and then every
+target. The actor is categorical over discrete actions or, for continuous ones, a truncated normal
+(DreamerV2) or tanh-normal (DreamerV1) (`models/action_dists.py`). With rho < 1 the actions are
+straight-through one-hots or reparameterised continuous samples, so the lambda-return's gradient
+reaches the actor through the imagined actions and the frozen world model (dynamics backpropagation;
+rho = 0 is the published `actor_grad: dynamics`, which the continuous presets use). The target critic is a hard copy of the critic, made after the first update and then every
 `target_update_every` updates (published `update_slow_target`).
 """
 
@@ -27,7 +33,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .config import BehaviourConfig
+from .action_dists import action_noise as continuous_noise, continuous_distribution
+from .action_space import ActionSpace
+from .config import BehaviourConfig, actor_distribution, actor_reinforce_fraction
 from .networks import MLP, embedding_bags_win
 from .optim import Optimizer
 from . import returns
@@ -54,11 +62,20 @@ def sample_action(logits: torch.Tensor, generator: torch.Generator | None = None
 
 
 class ActorCritic(nn.Module):
-    def __init__(self, config: BehaviourConfig, feature_size: int, num_actions: int):
+    def __init__(self, config: BehaviourConfig, feature_size: int, action_space: ActionSpace | int):
         super().__init__()
+        if isinstance(action_space, int):
+            action_space = ActionSpace.discrete(action_space)
         self.config = config
-        self.num_actions = num_actions
-        self.actor = MLP(feature_size, num_actions, config.actor)
+        self.action_space = action_space
+        self.discrete = action_space.is_discrete
+        self.action_size = action_space.size  # one-hot width, or A
+        self.num_actions = self.action_size  # the name the discrete code has always used
+        # "auto" resolved for this action space (published actor.dist and actor_grad: auto)
+        self.dist_kind = actor_distribution(config, self.discrete)
+        self.reinforce_fraction = actor_reinforce_fraction(config, self.discrete)
+        # A categorical actor outputs logits; a continuous one a mean part and a std part per dimension.
+        self.actor = MLP(feature_size, self.action_size if self.discrete else 2 * self.action_size, config.actor)
         self.critic = MLP(feature_size, 1, config.critic)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.updates = 0  # behaviour updates made; drives the target copy cadence
@@ -79,13 +96,19 @@ class ActorCritic(nn.Module):
                     target.copy_(source)
         self.updates += 1
 
+    def sample_noise(self, lead: tuple[int, ...], generator: torch.Generator | None = None,
+                     device: torch.device | None = None) -> torch.Tensor:
+        """The random numbers one continuous action sample consumes (uniforms or normals), (*lead, A)."""
+        device = device if device is not None else self.critic.layers[0].weight.device
+        return continuous_noise(self.dist_kind, (*lead, self.action_size), device, generator)
+
     def head_function(self, world_model: WorldModel):
         """`head(mlp, features)`: with pure REINFORCE and categorical latents no gradient reaches the
         features, so on the CPU heads take their one-hot share as an embedding bag
         (`MLP.forward_onehot`); elsewhere they are plain dense layers (`embedding_bags_win`)."""
         rssm = world_model.rssm
         dense = not embedding_bags_win(rssm.img_in.weight.device)
-        if dense or not rssm.discrete or self.config.reinforce_fraction < 1.0:
+        if dense or not rssm.discrete or self.reinforce_fraction < 1.0:
             return lambda mlp, features: mlp(features)
         deter = rssm.config.deter
 
@@ -98,18 +121,24 @@ class ActorCritic(nn.Module):
                      latent_noise: torch.Tensor, action_first: torch.Tensor | None = None,
                      ) -> tuple[RSSMState, torch.Tensor, torch.Tensor]:
         """The body of the imagination loop: the actor picks a_{t+1} in z_t, the prior steps to
-        z_{t+1}. Returns (z_{t+1}, a_{t+1} one-hot, actor logits at z_t).
+        z_{t+1}. Returns (z_{t+1}, a_{t+1} (one-hot, or the continuous action), the actor's raw
+        output at z_t (logits, or the continuous distribution's parameters)).
 
         The actor sees stopped features (published `policy(tf.stop_gradient(feat))`) and keeps its
         own graph even when the rollout has none. The random numbers come in as tensors (drawn by
         the loop), so the step is a pure function of tensors: torch.compile(fullgraph=True) traces
         it whole and a CUDA graph can capture it.
         """
-        dynamics = self.config.reinforce_fraction < 1.0
+        dynamics = self.reinforce_fraction < 1.0
         features = world_model.rssm.features(state).detach()
         with torch.enable_grad():
             logits = self.head_function(world_model)(self.actor, features).float()
-        action = sample_action(logits, straight_through=dynamics, noise=action_noise)
+        if self.discrete:
+            action = sample_action(logits, straight_through=dynamics, noise=action_noise)
+        else:
+            action = continuous_distribution(self.dist_kind, logits, self.config.actor_min_std).sample(action_noise)
+            if not dynamics:  # REINFORCE: the action is a stopped sample
+                action = action.detach()
         state = world_model.rssm.img_step(state, action, noise=latent_noise, action_first=action_first)
         return state, action, logits
 
@@ -121,7 +150,7 @@ class ActorCritic(nn.Module):
         z_t and led to z_{t+1} (published alignment). Each step draws its action's uniforms, then
         its latent's, from `generator`: the order in which sampling inside the step drew them.
         """
-        dynamics = self.config.reinforce_fraction < 1.0
+        dynamics = self.reinforce_fraction < 1.0
         rssm = world_model.rssm
         step = self.imagine_step if self.compiled_imagine_step is None else self.compiled_imagine_step
         count, device = start.deter.shape[0], start.deter.device
@@ -132,7 +161,10 @@ class ActorCritic(nn.Module):
             action_first = rssm.action_first_weight() if bags else None  # img_in's layout for the bags
             state = start
             for _ in range(self.config.horizon):
-                action_noise = torch.rand((count, self.num_actions), device=device, generator=generator)
+                if self.discrete:
+                    action_noise = torch.rand((count, self.num_actions), device=device, generator=generator)
+                else:
+                    action_noise = self.sample_noise((count,), generator, device)
                 latent_noise = rssm.noise((count,), device, generator)
                 state, action, logits = step(world_model, state, action_noise, latent_noise, action_first)
                 states.append(state)
@@ -152,24 +184,34 @@ class ActorCritic(nn.Module):
             raise ValueError("the world model has no reward head (ablation.reward='absent'): "
                              "the actor-critic needs rewards to learn from")
         config = self.config
-        dynamics = config.reinforce_fraction < 1.0
+        dynamics = self.reinforce_fraction < 1.0
         features, actions, logits = self.imagine(world_model, start, generator)
         head = self.head_function(world_model)
         with torch.set_grad_enabled(dynamics):
             # r_H and d_H are never used (z_H only bootstraps), and d_0 is the true discount from
             # the replay (published `imagine`), so the heads skip those states.
             reward = head(world_model.reward_head, features[:-1]).float()
-            discount = torch.sigmoid(head(world_model.discount_head, features[1:-1]).float())
-            true_first = config.discount * (~is_terminal.bool()).float()
-            discount = torch.cat([true_first.unsqueeze(0), discount], 0)  # d_0 .. d_{H-1}
+            if world_model.discount_head is not None:
+                discount = torch.sigmoid(head(world_model.discount_head, features[1:-1]).float())
+                true_first = config.discount * (~is_terminal.bool()).float()
+                discount = torch.cat([true_first.unsqueeze(0), discount], 0)  # d_0 .. d_{H-1}
+            else:  # the constant gamma at every step (published `imagine` without a discount head)
+                discount = torch.full_like(reward, config.discount)
             weight = step_weights(discount).detach()  # w_0 .. w_{H-1}
             value = head(self.target_critic, features).float()  # v_0 .. v_H
             target = lambda_return(reward, value[:-1], discount, value[-1], config.return_lambda)
 
         # t = 0 .. H-2: the action a_{t+1} chosen in z_t, its target R_{t+1}, baseline v(z_t).
-        actor_loss, entropy, advantage = returns.actor_loss(
-            logits[:-1], actions[1:-1], target[1:], value[:-2], weight[:-1], config.entropy_scale,
-            config.reinforce_fraction)
+        if self.discrete:
+            actor_loss, entropy, advantage = returns.actor_loss(
+                logits[:-1], actions[1:-1], target[1:], value[:-2], weight[:-1], config.entropy_scale,
+                self.reinforce_fraction)
+        else:
+            policy = continuous_distribution(self.dist_kind, logits[:-1], config.actor_min_std)
+            log_prob = policy.log_prob(actions[1:-1].detach()) if self.reinforce_fraction > 0 else None
+            actor_loss, entropy, advantage = returns.policy_loss(
+                log_prob, policy.entropy(), target[1:], value[:-2], weight[:-1], config.entropy_scale,
+                self.reinforce_fraction)
         prediction = head(self.critic, features[:-1].detach()).float()
         critic_loss = returns.critic_loss(prediction, target, weight)
 

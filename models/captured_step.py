@@ -114,8 +114,10 @@ class CapturedStep:
 
 
 def _buffer_dtype(key: str, value: torch.Tensor) -> torch.dtype:
-    """The Batches contract's dtype per key (a batch of another integer or float type is converted)."""
-    return {"image": torch.uint8, "action": torch.int64, "reward": torch.float32}.get(key, torch.bool)
+    """The Batches contract's dtype per key (a batch of another integer or float type is converted):
+    int64 discrete or float32 continuous actions."""
+    action = torch.float32 if value.dtype.is_floating_point else torch.int64
+    return {"image": torch.uint8, "action": action, "reward": torch.float32}.get(key, torch.bool)
 
 
 def _shapes(tensors: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:

@@ -5,13 +5,16 @@ Format (a dict of tensors and plain containers, `torch.save`d; format version 1)
     format           "dreamer-pipeline/agent"
     format_version   1
     config           the resolved AgentConfig as a plain dict (`to_dict`)
-    num_actions      int
+    action_space     ActionSpace.to_dict(): {"kind": "discrete", "n": N} or
+                     {"kind": "continuous", "shape": [A], "low": [...], "high": [...]}
+                     (absent in checkpoints written before continuous actions: discrete)
+    num_actions      int, discrete agents only (what older readers read)
     image_shape      [64, 64, C]
     state            Agent.state_dict(): weights, optimiser states, counters, sampling RNG
     extra            free-form plain metadata from the caller (iteration, provenance, ...)
 
 Loading uses `torch.load(weights_only=True)`, so a shared checkpoint can never run code. Loading
-into an agent whose architecture differs (action count, image shape, latent sizes, any network
+into an agent whose architecture differs (action space, image shape, latent sizes, any network
 width) raises `CheckpointError` naming every field that differs.
 """
 
@@ -24,9 +27,10 @@ from typing import Any, Mapping
 
 import torch
 
+from .action_space import ActionSpace, ActionSpaceError
 from .agent import Agent
-from .config import ARCHITECTURE_FIELDS, AgentConfig
-from .config_schema import ConfigError, from_mapping
+from .config import ARCHITECTURE_FIELDS, AgentConfig, actor_distribution
+from .config_schema import ConfigError, from_mapping, to_dict
 
 FORMAT_NAME = "dreamer-pipeline/agent"
 FORMAT_VERSION = 1
@@ -49,7 +53,8 @@ def save_checkpoint(agent: Agent, path: str | os.PathLike, extra: Mapping[str, A
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "config": agent.config.to_dict(),
-        "num_actions": agent.num_actions,
+        "action_space": agent.action_space.to_dict(),
+        **({"num_actions": agent.action_space.n} if agent.action_space.is_discrete else {}),
         "image_shape": list(agent.image_shape),
         "state": agent.state_dict(),
         "extra": dict(extra or {}),
@@ -81,10 +86,24 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if payload.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(path, f"format version {payload.get('format_version')!r} is not the supported "
                                     f"version {FORMAT_VERSION}")
-    for key in ("config", "num_actions", "image_shape", "state"):
+    for key in ("config", "image_shape", "state"):
         if key not in payload:
             raise CheckpointError(path, f"missing entry {key!r}")
+    if "action_space" not in payload and "num_actions" not in payload:
+        raise CheckpointError(path, "missing entry 'action_space' (or the older 'num_actions')")
+    try:
+        checkpoint_action_space(payload)
+    except (ActionSpaceError, TypeError, ValueError) as error:
+        raise CheckpointError(path, f"its action space is not valid ({error})") from None
     return payload
+
+
+def checkpoint_action_space(payload: Mapping[str, Any]) -> ActionSpace:
+    """The action space a checkpoint's payload records; checkpoints from before continuous actions
+    record only `num_actions` and are discrete."""
+    if "action_space" in payload:
+        return ActionSpace.from_dict(payload["action_space"])
+    return ActionSpace.discrete(int(payload["num_actions"]))
 
 
 def _lookup(tree: Mapping[str, Any], dotted: str) -> Any:
@@ -104,17 +123,43 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
     return {prefix: list(value) if isinstance(value, tuple) else value}
 
 
-def architecture_differences(saved: Mapping[str, Any], config: AgentConfig, num_actions: int) -> list[str]:
-    """`field: checkpoint X, config Y` for every architecture field that differs."""
-    current = config.to_dict()
+def _resolved_config_dict(config: Mapping[str, Any] | AgentConfig, action_space: ActionSpace) -> dict[str, Any]:
+    """The configuration as a plain dict with every field present (an older checkpoint's missing
+    fields take their defaults, which are what it was trained with) and `behaviour.actor_dist`
+    resolved for the action space, so that "auto" and what it stands for compare equal."""
+    if not isinstance(config, AgentConfig):
+        try:
+            config = from_mapping(AgentConfig, config)
+        except ConfigError:
+            return dict(config)  # compared as it is; the differences name what is off
+    values = to_dict(config)
+    try:
+        values["behaviour"]["actor_dist"] = actor_distribution(config.behaviour, action_space.is_discrete)
+    except ConfigError:
+        pass  # left as written: it differs from any agent that can act in this space
+    return values
+
+
+def architecture_differences(saved: Mapping[str, Any], config: AgentConfig,
+                             action_space: ActionSpace | int) -> list[str]:
+    """`field: checkpoint X, config Y` for every architecture field that differs. `action_space`
+    is the agent's (an int: that many discrete actions)."""
+    if isinstance(action_space, int):
+        action_space = ActionSpace.discrete(action_space)
+    saved_space = checkpoint_action_space(saved)
+    current = _resolved_config_dict(config, action_space)
+    saved_config = _resolved_config_dict(saved["config"], saved_space)
     differences = []
-    if int(saved["num_actions"]) != num_actions:
-        differences.append(f"num_actions: checkpoint {saved['num_actions']}, agent {num_actions}")
+    if saved_space.is_discrete and action_space.is_discrete:
+        if saved_space.n != action_space.n:
+            differences.append(f"num_actions: checkpoint {saved_space.n}, agent {action_space.n}")
+    elif saved_space != action_space:
+        differences.append(f"action_space: checkpoint {saved_space}, agent {action_space}")
     shape = [64, 64, config.world_model.image_channels]
     if list(saved["image_shape"]) != shape:
         differences.append(f"image_shape: checkpoint {list(saved['image_shape'])}, agent {shape}")
     for field in ARCHITECTURE_FIELDS:
-        old = _flatten(field, _lookup(saved["config"], field))
+        old = _flatten(field, _lookup(saved_config, field))
         new = _flatten(field, _lookup(current, field))
         for key in sorted(set(old) | set(new)):
             if old.get(key, "<missing>") != new.get(key, "<missing>"):
@@ -128,7 +173,7 @@ def restore_checkpoint(agent: Agent, path: str | os.PathLike) -> dict[str, Any]:
     The agent keeps its own hyperparameters (learning rates, loss scales, runtime); only the
     architecture must agree."""
     payload = read_checkpoint(path)
-    differences = architecture_differences(payload, agent.config, agent.num_actions)
+    differences = architecture_differences(payload, agent.config, agent.action_space)
     if differences:
         raise CheckpointError(path, "incompatible with this agent: " + "; ".join(differences))
     try:
@@ -153,5 +198,5 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
             config = override(config, overrides)
     except ConfigError as error:
         raise CheckpointError(path, f"its configuration is not valid here ({error})") from None
-    agent = Agent(config, int(payload["num_actions"]), device)
+    agent = Agent(config, device=device, action_space=checkpoint_action_space(payload))
     return agent, restore_checkpoint(agent, path)

@@ -44,20 +44,38 @@ def actor_loss(
     logits: torch.Tensor, taken: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor, weight: torch.Tensor,
     entropy_scale: float, reinforce_fraction: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The actor loss of paper Eq. 6 for the H - 1 actions that have a target.
+    """The actor loss of paper Eq. 6 for a categorical actor, for the H - 1 actions that have a target.
 
-    logits (K, N, A): pi(. | z_t); taken (K, N, A) one-hot a_{t+1}; target (K, N) R_{t+1};
-    baseline (K, N) v_target(z_t); weight (K, N) w_t. Loss
-    -mean(w_t [rho log pi(a_{t+1}) sg(R_{t+1} - v(z_t)) + (1 - rho) R_{t+1} + eta H(pi)]);
-    the (1 - rho) term carries gradients only if `target` was computed with them (dynamics
-    backpropagation through straight-through actions). Returns (loss, entropy, advantage).
+    logits (K, N, A): pi(. | z_t); taken (K, N, A) one-hot a_{t+1}; the rest as `policy_loss`.
+    Returns (loss, entropy, advantage).
     """
     log_policy = torch.log_softmax(logits, -1)
-    advantage = (target - baseline).detach()
-    objective = (log_policy * taken.detach()).sum(-1) * advantage
-    if reinforce_fraction < 1.0:
-        objective = reinforce_fraction * objective + (1 - reinforce_fraction) * target
+    log_prob = (log_policy * taken.detach()).sum(-1)
     entropy = -(log_policy.exp() * log_policy).sum(-1)
+    return policy_loss(log_prob, entropy, target, baseline, weight, entropy_scale, reinforce_fraction)
+
+
+def policy_loss(
+    log_prob: torch.Tensor | None, entropy: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor,
+    weight: torch.Tensor, entropy_scale: float, reinforce_fraction: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The actor loss of paper Eq. 6 for any actor distribution.
+
+    log_prob (K, N): log pi(a_{t+1} | z_t) of the (stopped) action taken; entropy (K, N) H(pi(. | z_t));
+    target (K, N) R_{t+1}; baseline (K, N) v_target(z_t); weight (K, N) w_t. Loss
+    -mean(w_t [rho log pi(a_{t+1}) sg(R_{t+1} - v(z_t)) + (1 - rho) R_{t+1} + eta H(pi)]);
+    the (1 - rho) term carries gradients only if `target` was computed with them (dynamics
+    backpropagation through straight-through or reparameterised actions). With rho = 0 the
+    REINFORCE term is left out (published `actor_grad: dynamics`) and `log_prob` may be None.
+    Returns (loss, entropy, advantage).
+    """
+    advantage = (target - baseline).detach()
+    if reinforce_fraction > 0.0:
+        objective = log_prob * advantage
+        if reinforce_fraction < 1.0:
+            objective = reinforce_fraction * objective + (1 - reinforce_fraction) * target
+    else:
+        objective = target
     objective = objective + entropy_scale * entropy
     return -(weight.detach() * objective).mean(), entropy, advantage
 

@@ -5,14 +5,17 @@
 
     image_nll     unit-variance Gaussian on pixels in x / 255 - 0.5, summed over pixels
                   (the constant 0.5 * log(2 pi) per pixel is dropped)
-    reward_nll    unit-variance Gaussian on tanh(reward): 0.5 * (r_hat - tanh(r))^2 (constant dropped)
-    discount_nll  Bernoulli with logits, soft label discount * (1 - is_terminal)
+    reward_nll    unit-variance Gaussian on tanh(reward): 0.5 * (r_hat - tanh(r))^2 (constant dropped);
+                  on the reward itself with `reward_transform: identity` (the Control Suite)
+    discount_nll  Bernoulli with logits, soft label discount * (1 - is_terminal); absent with
+                  `predict_discount: false` (no discount head; imagination uses the constant gamma)
     kl_balanced   alpha * KL(sg(post) || prior) + (1 - alpha) * KL(post || sg(prior)), alpha = 0.8,
                   each KL summed over the latent variables
 
 Every term is averaged over batch and time. The ablation switches (`AblationConfig`) change the
 latent type, turn KL balancing off (plain KL(post || prior)), stop image or reward gradients from
-reaching the representation, or remove the reward head for reward-free data.
+reaching the representation, or remove the reward head for reward-free data. Actions enter the
+RSSM as float vectors: one-hot for discrete actions, the action itself for continuous ones.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ class WorldModelBatch(NamedTuple):
     """A batch on the agent's device, batch-major (B, T, ...)."""
 
     image: torch.Tensor  # uint8 (B, T, 64, 64, C)
-    action: torch.Tensor  # float one-hot (B, T, A)
+    action: torch.Tensor  # float (B, T, A): one-hot (discrete) or the action in [-1, 1] (continuous)
     reward: torch.Tensor | None  # float (B, T) raw, or None for reward-free data
     is_first: torch.Tensor  # bool (B, T)
     is_terminal: torch.Tensor  # bool (B, T)
@@ -45,7 +48,7 @@ class WorldModelOutput(NamedTuple):
 
 
 class WorldModel(nn.Module):
-    def __init__(self, config: WorldModelConfig, ablation: AblationConfig, num_actions: int, discount: float,
+    def __init__(self, config: WorldModelConfig, ablation: AblationConfig, action_size: int, discount: float,
                  channels_last: bool = True):
         super().__init__()
         self.config = config
@@ -53,12 +56,12 @@ class WorldModel(nn.Module):
         self.discount = discount
         self.channels_last = channels_last
         self.encoder = Encoder(config.encoder, config.image_channels)
-        self.rssm = RSSM(config.rssm, self.encoder.output_size, num_actions, ablation.latent)
+        self.rssm = RSSM(config.rssm, self.encoder.output_size, action_size, ablation.latent)
         feature_size = self.rssm.feature_size
         self.decoder = Decoder(config.decoder, feature_size, config.image_channels)
         self.decoder.channels_last = channels_last
         self.reward_head = MLP(feature_size, 1, config.reward_head) if ablation.reward == "present" else None
-        self.discount_head = MLP(feature_size, 1, config.discount_head)
+        self.discount_head = MLP(feature_size, 1, config.discount_head) if config.predict_discount else None
         if channels_last:
             self.encoder.to(memory_format=torch.channels_last)
             self.decoder.to(memory_format=torch.channels_last)
@@ -80,14 +83,19 @@ class WorldModel(nn.Module):
     def kl_loss(self, post: RSSMState, prior: RSSMState) -> tuple[torch.Tensor, torch.Tensor]:
         """(balanced KL loss, KL(post || prior) values (B, T)) as the published `kl_loss`."""
         free, alpha = self.config.free_nats, self.config.kl_balance
+        over = self.config.free_nats_over
+        if over == "auto":  # the published DreamerV2 rule
+            over = "batch_mean" if self.ablation.kl_balancing else "element"
+        clamp_mean = ((lambda v: v.mean().clamp(min=free)) if over == "batch_mean"
+                      else (lambda v: v.clamp(min=free).mean()))
         if not self.ablation.kl_balancing:
             value = self.rssm.kl(post.stats, prior.stats)
-            return value.clamp(min=free).mean(), value
+            return clamp_mean(value), value
         # alpha of the gradient trains the prior towards the posterior, (1 - alpha) regularises
         # the posterior towards the prior (paper Algorithm 2).
         value_prior = self.rssm.kl(post.stats.detach(), prior.stats)
         value_post = self.rssm.kl(post.stats, prior.stats.detach())
-        loss = alpha * value_prior.mean().clamp(min=free) + (1 - alpha) * value_post.mean().clamp(min=free)
+        loss = alpha * clamp_mean(value_prior) + (1 - alpha) * clamp_mean(value_post)
         return loss, value_prior
 
     def loss(self, data: WorldModelBatch, state: RSSMState | None = None,
@@ -110,18 +118,22 @@ class WorldModel(nn.Module):
                 raise ValueError("the batch has no 'reward' but the world model has a reward head; "
                                  "use ablation.reward='absent' for reward-free data")
             predicted = self.reward_head(features if self.ablation.reward_grad else stopped).float()
-            reward_loss = 0.5 * (predicted - torch.tanh(data.reward)).square().mean()
+            target_reward = torch.tanh(data.reward) if self.config.reward_transform == "tanh" else data.reward
+            reward_loss = 0.5 * (predicted - target_reward).square().mean()
             loss = loss + self.config.reward_scale * reward_loss
             metrics["wm/reward_nll"] = reward_loss
-        logits = self.discount_head(features).float()
-        label = self.discount * (~data.is_terminal).float()
-        discount_loss = F.binary_cross_entropy_with_logits(logits, label)
-        loss = loss + self.config.discount_scale * discount_loss
+        discount_metric = {}
+        if self.discount_head is not None:
+            logits = self.discount_head(features).float()
+            label = self.discount * (~data.is_terminal).float()
+            discount_loss = F.binary_cross_entropy_with_logits(logits, label)
+            loss = loss + self.config.discount_scale * discount_loss
+            discount_metric["wm/discount_nll"] = discount_loss
 
         metrics.update({
             "wm/loss": loss,
             "wm/image_nll": image_loss,
-            "wm/discount_nll": discount_loss,
+            **discount_metric,
             "wm/kl": kl_value.detach().mean(),
             "wm/kl_loss": kl_loss,
             "wm/prior_entropy": self.rssm.entropy(prior.stats.detach()).mean(),
