@@ -1,4 +1,5 @@
-"""`dreamer-pipeline scores`: human-normalised scores, Table 1 aggregates and plots.
+"""`dreamer-pipeline scores`: human-normalised scores, Table 1 aggregates and plots (Atari);
+raw returns beside DreamerV2's published curves (Catch, Control Suite tasks).
 
 Reads evaluation results (run directories or eval.json files, and/or a CSV table), writes
 `scores.json`, `scores.md` and the plots under `--out`. See docs/scores.md.
@@ -14,9 +15,11 @@ from tqdm import tqdm
 
 from .inputs import ScoreRecord, read_runs, read_score_csv
 from .plots import curves_by_game, plot_aggregate_curves, plot_learning_curve, plot_statistics
+from .games import resolve_games
+from .raw_returns import raw_returns_summary
 from .report import build_report, report_json, report_markdown
 from .statistics import DEFAULT_REPS
-from .normalised import AGGREGATE_TITLES, AGGREGATES, ScoresError, atari55, resolve_games
+from .normalised import AGGREGATE_TITLES, AGGREGATES, ScoresError, atari55
 
 PLOTS_DIR = "plots"
 AGGREGATE_PLOT = "aggregate_curves"
@@ -40,13 +43,14 @@ def write_scores(records: list[ScoreRecord], out: Path, games: tuple[str, ...] |
         plot_dir = out / PLOTS_DIR
         plot_dir.mkdir(exist_ok=True)
         series = {game: value for game, value in curves_by_game(records).items()
-                  if game in report.games}
+                  if game in report.games + report.raw_games}
         for game in tqdm(sorted(series), desc="learning curves", unit="game",
                          disable=not progress):
             plot_learning_curve(game, series[game], plot_dir / game, reference=compare)
-        if series:
-            _, notes = plot_aggregate_curves(records, report.games, plot_dir / AGGREGATE_PLOT,
-                                             reference=compare)
+        atari_records = [record for record in records if record.game in report.games]
+        if set(series) & set(report.games):
+            _, notes = plot_aggregate_curves(atari_records, report.games,
+                                             plot_dir / AGGREGATE_PLOT, reference=compare)
         plot_statistics(report.statistics, plot_dir)
     report.warnings.extend(notes)
     data = report_json(report)
@@ -56,12 +60,15 @@ def write_scores(records: list[ScoreRecord], out: Path, games: tuple[str, ...] |
 
 
 def _summary(data: dict) -> str:
-    lines = [f"{'method':<24}" + "".join(f"{AGGREGATE_TITLES[key]:>21}" for key in AGGREGATES)]
-    for method, values in data["aggregates"].items():
-        cells = "".join(f"{'—' if values[key] is None else format(values[key], '.2f'):>21}"
-                        for key in AGGREGATES)
-        lines.append(f"{method:<24}{cells}")
-    return "\n".join(lines)
+    lines = []
+    if data["aggregates"]:
+        lines.append(f"{'method':<24}" + "".join(f"{AGGREGATE_TITLES[key]:>21}"
+                                                 for key in AGGREGATES))
+        for method, values in data["aggregates"].items():
+            cells = "".join(f"{'—' if values[key] is None else format(values[key], '.2f'):>21}"
+                            for key in AGGREGATES)
+            lines.append(f"{method:<24}{cells}")
+    return "\n".join(lines + raw_returns_summary(data["raw_returns"]))
 
 
 @click.command("scores", context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,6 +2,8 @@
 
 Two inputs, one record type:
 
+Games are Atari games, Catch or Control Suite tasks (`games.py`).
+
 - `eval.json`, written by `dreamer-pipeline evaluate` once per iteration at
   `results/runs/{game}/{variant}/seed{seed}/iter{k:04d}/eval.json`. Its schema (format version 1)
   is documented in docs/scores.md and enforced here: required fields must be present and well
@@ -26,7 +28,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .normalised import ScoresError, load_baselines
+from .games import check_game
+from .normalised import ScoresError
 
 EVAL_FORMAT_VERSION = 1
 EVAL_REQUIRED = {
@@ -108,7 +111,7 @@ def read_eval_json(path: str | Path) -> ScoreRecord:
         if key in data:
             _check_type(path, key, data[key], kind)
     try:
-        load_baselines().check_game(data["game"])
+        check_game(data["game"])
     except ScoresError as error:
         raise ScoresError(f"{path}: {error}") from None
     _check_eval_values(path, data)
@@ -191,7 +194,6 @@ def read_score_csv(path: str | Path) -> list[ScoreRecord]:
     path = Path(path)
     if not path.is_file():
         raise ScoresError(f"{path}: no such CSV table")
-    baselines = load_baselines()
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         header = [name.strip() for name in reader.fieldnames or []]
@@ -209,7 +211,7 @@ def read_score_csv(path: str | Path) -> list[ScoreRecord]:
                 raise ScoresError(f"{where}: expected {len(header)} columns")
             values = {key: value.strip() for key, value in row.items()}
             try:
-                baselines.check_game(values["game"])
+                check_game(values["game"])
             except ScoresError as error:
                 raise ScoresError(f"{where}: {error}") from None
             if not values["method"] or not values["seed"]:

@@ -14,7 +14,7 @@ the DQN papers (`human_gamer`) and the human world record (`human_record`). Over
 
 The constants and the four model-free baselines (Dopamine, sticky actions, 200M frames) are
 package data (`pipelines/data/atari_baselines.json`, see its README for attribution).
-This module is pure arithmetic; reading results lives in `score_inputs.py`.
+This module is pure arithmetic; reading results lives in `inputs.py`, game names in `games.py`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..package_data import data_text
 
@@ -138,35 +137,6 @@ def aggregate(scores: Mapping[str, float], baselines: Baselines | None = None) -
         "record_mean": statistics.fmean(record),
         "clipped_record_mean": statistics.fmean(min(value, 1.0) for value in record),
     }
-
-
-def resolve_games(spec: str | Iterable[str] | None, baselines: Baselines | None = None,
-                  ) -> tuple[str, ...] | None:
-    """Turn a game-set spec into validated game names; None stays None ("the games present").
-
-    `spec` is `atari55`, a comma-separated list of names, a path to a text file with one name a
-    line, or an iterable of names. Each name must be known to the baselines.
-    """
-    if spec is None:
-        return None
-    baselines = baselines or load_baselines()
-    if isinstance(spec, str):
-        if spec.strip() == GAME_SET_ATARI55:
-            return atari55()
-        path = Path(spec)
-        if path.is_file():
-            names = [line.strip() for line in path.read_text().splitlines()]
-            names = [name for name in names if name and not name.startswith("#")]
-        else:
-            names = [name.strip() for name in spec.split(",") if name.strip()]
-    else:
-        names = [str(name).strip() for name in spec]
-    if not names:
-        raise ScoresError(f"the game list {spec!r} names no games")
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ScoresError(f"the game list names {', '.join(duplicates)} more than once")
-    return tuple(baselines.check_game(name) for name in names)
 
 
 @dataclass(frozen=True)

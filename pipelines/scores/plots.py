@@ -4,12 +4,12 @@ Figures are drawn on matplotlib `Figure` objects with an Agg canvas, never throu
 plotting changes no global backend state and works without a display. Each plot is written as
 `NAME.png` (for the Snakemake report and quick looks) and `NAME.svg` (for papers).
 
-- Learning curve of one game: evaluation return against environment frames, a thin line per seed
-  and a thick line for the mean over the seeds evaluated at each point, one colour per method;
-  optionally DreamerV2's published mean curve (± one standard deviation over its seeds) over the
-  same frame range.
-- Aggregate curves: the gamer median and the clipped record mean (Table 1 of the paper) of each
-  method against frames, over a game set, at the frames where every game of the set has an
+- Learning curve of one game (Atari, Catch or Control Suite): evaluation return against
+  environment frames, a thin line per seed and a thick line for the mean over the seeds evaluated
+  at each point, one colour per method; optionally DreamerV2's published mean curve (± one
+  standard deviation over its seeds) over the same frame range, where one exists.
+- Aggregate curves (Atari games only): the gamer median and the clipped record mean (Table 1 of
+  the paper) of each method against frames, over a game set, at the frames where every game of the set has an
   evaluation; optionally the same for DreamerV2's published curves.
 """
 
@@ -30,7 +30,7 @@ from .normalised import aggregate, load_baselines
 
 PLOT_FORMATS = ("png", "svg")
 REFERENCE_COLOUR = "black"
-_MIN_REFERENCE_FRAMES = 2_000_000   # always show at least the first two published points
+_MIN_REFERENCE_POINTS = 2   # always show at least the first two published points
 
 Series = dict[str, dict[str, list[tuple[int, float]]]]   # method -> seed -> [(frames, score)]
 
@@ -105,7 +105,8 @@ def plot_learning_curve(game: str, series: Series, stem: Path, reference: bool =
                   markersize=3, label=label)
     if reference and game in reference_games():
         curve = reference_curve(game)
-        keep = curve.frames <= max(last, _MIN_REFERENCE_FRAMES)
+        shown = curve.frames[min(_MIN_REFERENCE_POINTS, len(curve.frames)) - 1]
+        keep = curve.frames <= max(last, shown)
         axes.plot(curve.frames[keep], curve.mean[keep], color=REFERENCE_COLOUR, linestyle="--",
                   linewidth=1.5, label=REFERENCE_METHOD)
         axes.fill_between(curve.frames[keep], (curve.mean - curve.std)[keep],

@@ -1,10 +1,15 @@
-"""DreamerV2's published Atari learning curves, for comparison plots and tables.
+"""DreamerV2's published learning curves, for comparison plots and tables.
 
-`pipelines/data/dreamerv2_curves.json` is a compact copy of the curves published with the paper
-(8 seeds per game, evaluated every 1M frames up to 200M; some seeds stop at 199M). Per game it
-holds the mean and standard deviation over seeds on the 1M-frame grid, the number of seeds at
-each point, and each seed's last point. `make_dreamerv2_curves.py` next to it rebuilt it from
-the published file; see `pipelines/data/README.md` for attribution.
+Two package data files, one schema (see `pipelines/data/README.md` for attribution):
+
+- `dreamerv2_curves.json`: the Atari curves published with the paper (8 seeds per game,
+  evaluated every 1M frames up to 200M; some seeds stop at 199M), rebuilt by
+  `make_dreamerv2_curves.py` next to it;
+- `dreamerv2_dmc_curves.json`, when present: the Control Suite curves of the `dmc_vision`
+  configuration (5 seeds per task to 2M frames).
+
+Per game a file holds the mean and standard deviation over seeds on a regular frames grid
+(`frames_start`, `frames_step`), the number of seeds at each point, and each seed's last point.
 """
 
 from __future__ import annotations
@@ -16,18 +21,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..package_data import data_text
-from .normalised import ScoresError, load_baselines
+from ..package_data import DATA_DIR
+from .normalised import ScoresError
 
 REFERENCE_METHOD = "DreamerV2 (published)"
+CURVE_FILES = ("dreamerv2_curves.json", "dreamerv2_dmc_curves.json")   # Atari, Control Suite
 
 
 @dataclass(frozen=True)
 class ReferenceCurve:
-    """One game's published curve: arrays over the 1M-frame grid."""
+    """One game's published curve: arrays over the file's frames grid."""
 
     game: str
-    frames: np.ndarray        # int64, 1M, 2M, ...
+    frames: np.ndarray        # int64, e.g. 1M, 2M, ... (Atari) or 30k, 60k, ... (Control Suite)
     mean: np.ndarray          # mean evaluation return over the seeds at each point
     std: np.ndarray           # their standard deviation
     seeds: np.ndarray         # how many seeds reached each point
@@ -53,32 +59,59 @@ class ReferenceCurve:
                 if frames >= longest / 2]
 
     def at(self, frames: int) -> float | None:
-        """Mean return at the last grid point at or before `frames`; None before the first one."""
+        """Mean return at the last grid point at or before `frames`; None before the first one.
+
+        The Atari per-game table's convention (its grid is 1M frames, runs end on it)."""
         index = int(np.searchsorted(self.frames, frames, side="right")) - 1
         return None if index < 0 else float(self.mean[index])
 
+    def interpolate(self, frames: int) -> float | None:
+        """Mean return linearly interpolated at `frames`; None outside the published range."""
+        if not self.frames[0] <= frames <= self.frames[-1]:
+            return None
+        return float(np.interp(frames, self.frames, self.mean))
+
 
 @functools.cache
-def _load() -> dict:
-    text = data_text("dreamerv2_curves.json")
-    return json.loads(text)
+def _load() -> dict[str, tuple[dict, dict]]:
+    """game -> (its entry, its file's header), over the curve files present."""
+    games: dict[str, tuple[dict, dict]] = {}
+    for name in CURVE_FILES:
+        path = DATA_DIR / name
+        if not path.is_file():
+            continue   # the Control Suite curves are optional package data
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            header = {"file": name, "frames_start": int(data["frames_start"]),
+                      "frames_step": int(data["frames_step"])}
+            entries = data["games"].items()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ScoresError(f"{path}: not a published-curves file ({error!r})") from None
+        for game, entry in entries:
+            if game in games:
+                raise ScoresError(f"{game!r} has a curve in both {games[game][1]['file']} and "
+                                  f"{name}")
+            games[game] = (entry, header)
+    return games
 
 
 def reference_games() -> tuple[str, ...]:
-    """Games with a published DreamerV2 curve (the paper's 55)."""
-    return tuple(sorted(_load()["games"]))
+    """Games with a published DreamerV2 curve (the paper's 55 Atari games, the DMC tasks)."""
+    return tuple(sorted(_load()))
 
 
 def reference_curve(game: str) -> ReferenceCurve:
     """The published DreamerV2 curve of one game; a ScoresError if it has none."""
-    data = _load()
-    load_baselines().check_game(game)
-    entry = data["games"].get(game)
-    if entry is None:
-        raise ScoresError(f"no published DreamerV2 curve for {game!r}; the paper's curves cover "
-                          f"the 55 games of atari55.txt")
+    from .games import check_game   # games asks this module which tasks have curves
+
+    check_game(game)
+    found = _load().get(game)
+    if found is None:
+        raise ScoresError(f"no published DreamerV2 curve for {game!r}; the curves cover "
+                          f"{', '.join(CURVE_FILES)} in pipelines/data")
+    entry, header = found
     count = len(entry["mean"])
-    frames = data["frames_start"] + data["frames_step"] * np.arange(count, dtype=np.int64)
+    frames = header["frames_start"] + header["frames_step"] * np.arange(count, dtype=np.int64)
     return ReferenceCurve(game, frames, np.asarray(entry["mean"], dtype=np.float64),
                           np.asarray(entry["std"], dtype=np.float64),
                           np.asarray(entry["seeds"], dtype=np.int64),

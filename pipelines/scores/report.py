@@ -1,9 +1,11 @@
 """Turn score records into the per-game table and the aggregates, as JSON and Markdown.
 
 A method's score on a game is the mean over seeds of each seed's final evaluation (the one with
-the most frames). Aggregates follow Table 1 of the paper (see `scores.py`) and are computed over
-one game set for every method, so the rows compare like with like. The four Dopamine baselines
-and DreamerV2's published final scores are added for the same games for comparison.
+the most frames). Aggregates follow Table 1 of the paper (see `normalised.py`) and are computed
+over one set of Atari games for every method, so the rows compare like with like. The four
+Dopamine baselines and DreamerV2's published final scores are added for the same games for
+comparison. Catch and Control Suite tasks are scored on raw returns alone (`raw_returns.py`) and
+never enter the aggregates or the statistics.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .reference_curves import REFERENCE_METHOD, reference_curve, reference_games
+from .games import is_raw_return
 from .inputs import ScoreRecord, final_records
+from .raw_returns import RawReturnScore, raw_return_score, raw_returns_json, raw_returns_markdown
 from .statistics import (AGGREGATE_LABELS, AGGREGATE_NAMES, CONFIDENCE, DEFAULT_REPS, method_statistics,
                                score_matrix)
 from .normalised import (AGGREGATE_TITLES, AGGREGATES, GameScore, atari55, baseline_table, game_score,
@@ -24,37 +28,46 @@ REPORT_FORMAT_VERSION = 1
 
 @dataclass
 class ScoreReport:
-    games: tuple[str, ...]
+    games: tuple[str, ...]                 # the Atari games: the aggregates' game set
     rows: list[GameScore]                  # the evaluated methods, one row per (method, game)
     comparison: list[GameScore]            # published rows for the same games
     aggregates: dict[str, dict]            # method -> {"games", "missing", four aggregates}
     warnings: list[str] = field(default_factory=list)
     statistics: dict[str, dict] = field(default_factory=dict)  # method -> score_statistics.MethodStatistics.as_dict()
     bootstrap_reps: int = DEFAULT_REPS
+    raw_games: tuple[str, ...] = ()        # Catch and Control Suite tasks, scored on raw returns
+    raw_rows: list[RawReturnScore] = field(default_factory=list)
 
 
 def build_report(records: Sequence[ScoreRecord], games: Sequence[str] | None = None,
                  compare: bool = True, bootstrap_reps: int = DEFAULT_REPS) -> ScoreReport:
-    """Per-game rows and aggregates of `records` over `games` (default: the games present)."""
+    """Per-game rows and aggregates of `records` over `games` (default: the games present).
+
+    Atari games get normalised rows and aggregates; raw-return games a row of raw returns.
+    """
     baselines = load_baselines()
     finals = final_records(records)
     if games is None:
         games = tuple(sorted({game for _, game in finals})) or atari55()
-    games = tuple(games)
-    rows, warnings = [], []
-    ignored = sorted({game for _, game in finals} - set(games))
+    raw_games = tuple(game for game in games if is_raw_return(game))
+    games = tuple(game for game in games if game not in raw_games)
+    rows, raw_rows, warnings = [], [], []
+    ignored = sorted({game for _, game in finals} - set(games) - set(raw_games))
     if ignored:
         warnings.append(f"results for {', '.join(ignored)} are left out: not in the game set")
     for (method, game), seeds in sorted(finals.items()):
-        if game not in games:
+        if game not in games and game not in raw_games:
             continue
         frames = sorted({record.frames for record in seeds.values()}, key=lambda f: f or 0)
         if len(frames) > 1:
             warnings.append(f"{method} on {game}: seeds end at different frames {frames}; the "
                             f"score averages each seed's last evaluation")
-        ordered = sorted(seeds.items(), key=lambda item: _seed_key(item[0]))
-        rows.append(game_score(game, method, {seed: rec.score for seed, rec in ordered},
-                               [rec.frames for _, rec in ordered], baselines))
+        ordered = [record for _, record in sorted(seeds.items(), key=lambda i: _seed_key(i[0]))]
+        if game in raw_games:
+            raw_rows.append(raw_return_score(game, method, ordered, compare))
+            continue
+        rows.append(game_score(game, method, {rec.seed: rec.score for rec in ordered},
+                               [rec.frames for rec in ordered], baselines))
     comparison = []
     if compare:
         comparison = _reference_rows(games) + baseline_table(games, baselines)
@@ -63,8 +76,10 @@ def build_report(records: Sequence[ScoreRecord], games: Sequence[str] | None = N
         if values["missing"]:
             warnings.append(f"{method} has no score for {', '.join(values['missing'])}; its "
                             f"aggregates are left out")
-    report = ScoreReport(games, rows, comparison, aggregates, warnings, bootstrap_reps=bootstrap_reps)
-    report.statistics = _statistics(report, baselines)
+    report = ScoreReport(games, rows, comparison, aggregates, warnings,
+                         bootstrap_reps=bootstrap_reps, raw_games=raw_games, raw_rows=raw_rows)
+    if games:
+        report.statistics = _statistics(report, baselines)
     return report
 
 
@@ -143,11 +158,13 @@ def report_json(report: ScoreReport) -> dict:
     return {
         "format_version": REPORT_FORMAT_VERSION,
         "games": list(report.games),
+        "raw_return_games": list(report.raw_games),
         "normalisation": "(score - random) / (reference - random), reference human_gamer or "
                          "human_record; score = mean over seeds of each seed's final evaluation",
         "aggregates": report.aggregates,
         "per_game": [row_json(row) for row in report.rows],
         "comparison": [row_json(row) for row in report.comparison],
+        "raw_returns": raw_returns_json(report.raw_rows),
         "statistics": {
             "normalisation": "human_gamer",
             "interval": f"{CONFIDENCE:.0%} percentile, stratified bootstrap over runs per game "
@@ -170,14 +187,28 @@ def _number(value: float | None, digits: int = 2) -> str:
 
 
 def report_markdown(report: ScoreReport) -> str:
-    """The report as Markdown (scores.md): aggregates, per-game table, published scores."""
+    """The report as Markdown (scores.md): the Atari aggregates, statistics, per-game and
+    published tables; the raw-return games' tables; the warnings."""
+    lines = ["# Scores"]
+    if report.games:
+        lines += _atari_markdown(report)
+    else:
+        lines += ["", "No Atari games, so no human-normalised aggregates or statistics: Catch and "
+                  "Control Suite tasks are scored on raw returns."]
+    lines += raw_returns_markdown(report.raw_rows, report.raw_games)
+    if report.warnings:
+        lines += ["", "## Warnings", ""] + [f"- {warning}" for warning in report.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def _atari_markdown(report: ScoreReport) -> list[str]:
     methods = list(dict.fromkeys(row.method for row in report.rows))
     compared = list(dict.fromkeys(row.method for row in report.comparison))
     frames_of = {method: [f for row in report.rows + report.comparison if row.method == method
                           for f in row.frames] for method in methods + compared}
     lines = [
-        "# Atari scores", "",
-        f"{len(report.games)} game(s): {', '.join(report.games)}.", "",
+        "",
+        f"{len(report.games)} Atari game(s): {', '.join(report.games)}.", "",
         "Score of a method on a game: the mean over seeds of each seed's final evaluation "
         "return. Normalised score: `(score - random) / (reference - random)`, reference the "
         "human gamer or the human world record (Hafner et al. 2021, Table 1). Clipped record "
@@ -217,9 +248,7 @@ def report_markdown(report: ScoreReport) -> str:
         for game in report.games:
             lines.append(f"| {game} | " + " | ".join(
                 _number(by_key.get((method, game)), 1) for method in compared) + " |")
-    if report.warnings:
-        lines += ["", "## Warnings", ""] + [f"- {warning}" for warning in report.warnings]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 
