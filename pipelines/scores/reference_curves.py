@@ -82,12 +82,17 @@ def _load() -> dict[str, tuple[dict, dict]]:
             continue   # the Control Suite curves are optional package data
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            header = {"file": name, "frames_start": int(data["frames_start"]),
-                      "frames_step": int(data["frames_step"])}
-            entries = data["games"].items()
+            if "games" in data:  # one frame grid for every game (the Atari file)
+                header = {"file": name, "frames_start": int(data["frames_start"]),
+                          "frames_step": int(data["frames_step"])}
+                entries = [(game, entry, header) for game, entry in data["games"].items()]
+            else:  # a grid per task (the Control Suite file: humanoid_walk has its own)
+                entries = [(task, entry, {"file": name, "frames_start": int(entry["frames_start"]),
+                                          "frames_step": int(entry["frames_step"])})
+                           for task, entry in data["tasks"].items()]
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ScoresError(f"{path}: not a published-curves file ({error!r})") from None
-        for game, entry in entries:
+        for game, entry, header in entries:
             if game in games:
                 raise ScoresError(f"{game!r} has a curve in both {games[game][1]['file']} and "
                                   f"{name}")
