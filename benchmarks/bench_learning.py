@@ -84,13 +84,13 @@ class LoadSampler(threading.Thread):
 
 
 def random_returns(cfg, game: str, episodes: int, seed: int) -> list[float]:
-    from dreamer_pipeline.pipelines.acting.collector import vector_env
+    from dreamer_pipeline.pipelines.envs.registry import vector_env
     from dreamer_pipeline.pipelines.stages.evaluate import evaluation_env_config, run_episodes
     from dreamer_pipeline.pipelines.acting.policy import RandomPolicy
 
     envs = min(episodes, max(1, cfg.evaluate.envs))
     with vector_env(game, envs, evaluation_env_config(cfg)) as env:
-        returns, _ = run_episodes(env, RandomPolicy(env.num_actions, seed), episodes, seed, progress=False)
+        returns, _ = run_episodes(env, RandomPolicy(env.action_space, seed), episodes, seed, progress=False)
     return returns
 
 
@@ -109,7 +109,9 @@ def published(game: str, frames: int) -> float | None:
 
     if game not in reference_games():
         return None
-    return reference_curve(game).at(frames)
+    curve = reference_curve(game)  # linearly interpolated inside the published grid, else its last point before
+    value = curve.interpolate(frames)
+    return value if value is not None else curve.at(frames)
 
 
 def main() -> None:

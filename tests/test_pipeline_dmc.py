@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("dm_control", reason="the Control Suite needs the dmc extra: pip install -e '.[dmc]'")
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config/dmc_debug.yaml"
 TASK = "cartpole_swingup"

@@ -122,8 +122,6 @@ def test_a_game_in_two_curve_files_is_an_error(dmc_curves):
 
 
 def test_real_dmc_curves_match_the_published_points():
-    if not (REAL_DATA / "dreamerv2_dmc_curves.json").is_file():
-        pytest.skip("pipelines/data/dreamerv2_dmc_curves.json not in this checkout yet")
     assert set(DMC_VISION_TASKS) <= set(reference_games())
     # The published points (mean over 5 seeds, 30k-frame grid) the issue quotes: 387 and 799
     # for cartpole_swingup, 670 and 911 for walker_stand, nearest to 100k and 200k frames.
