@@ -8,7 +8,7 @@ collector's throughput (benchmarks/bench_collect.py).
 `ChunkAppender` is the write-side twin of `chunks.ChunkReader`: it applies only to arrays exactly
 as `StoreWriter` creates them (local directory, regular chunks along time only, codecs `bytes` +
 `zstd` (+ `crc32c`), default chunk key encoding), and writes the same bytes zarr would (verified in
-tests/test_store.py). It keeps the last, partly filled chunk decoded in memory, so an append
+tests/datasets/test_store.py). It keeps the last, partly filled chunk decoded in memory, so an append
 encodes each touched chunk once and never reads a chunk back (after the first, verified, read).
 
 Crash safety is the store's commit protocol: `append` and `publish` only *stage* the chunk files

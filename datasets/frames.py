@@ -7,7 +7,7 @@ the same pixels from what they have:
 
 - `ale_grayscale(rgb)`: `round(0.2989 R + 0.5870 G + 0.1140 B)`, which is ALE's grayscale palette:
   every Atari screen pixel is one of the NTSC palette's colours, and for each of them this gives
-  exactly the value `ALEInterface.getScreenGrayscale` returns (checked in tests/test_frames.py).
+  exactly the value `ALEInterface.getScreenGrayscale` returns (checked in tests/datasets/test_frames.py).
 - `area_resize(frames, 64)`: OpenCV's INTER_AREA as a separable linear map (each output pixel
   averages the source pixels its footprint covers, weighted by the covered area), rounded to
   nearest; equal to `cv2.resize(..., interpolation=cv2.INTER_AREA)` for 210x160 and 84x84

@@ -6,7 +6,7 @@ steps a reader returned. The rest of each image is deterministic noise from `see
 
 Synthetic stores are scratch data: they are written with `fsync=False` (the same writer and files,
 without the durability syncs that cost about 25 ms per commit). The commit's fsync order is tested
-on its own (tests/test_attacks_store.py); real collectors in the tests keep fsync on.
+on its own (tests/attacks/test_attacks_store.py); real collectors in the tests keep fsync on.
 
 Flags: episode i ends in a true terminal state unless i % 3 == 2, which ends at a time limit
 (is_last without is_terminal). The first step of each episode holds action 0 and reward 0, as the

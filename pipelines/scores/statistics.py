@@ -19,7 +19,7 @@ recomputes the aggregate. With one run per game (a published point score) an int
 defined and is left out.
 
 rliable itself is not used: it installs, but its dependency `arch` (7.2) fails to import with
-pandas 3, which this environment has; the formulas above are short, and tests/test_score_statistics.py
+pandas 3, which this environment has; the formulas above are short, and tests/scores/test_score_statistics.py
 checks them against plain reference implementations.
 """
 

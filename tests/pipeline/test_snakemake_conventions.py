@@ -18,7 +18,7 @@ from dreamer_pipeline.pipelines.envs.atari import EnvConfig
 from dreamer_pipeline.pipelines.config import PipelineConfig, PretrainConfig, config_from_mapping
 from dreamer_pipeline.pipelines.config_overrides import apply_overrides, type_overrides
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:

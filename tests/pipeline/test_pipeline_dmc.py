@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("dm_control", reason="the Control Suite needs the dmc extra: pip install -e '.[dmc]'")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config/dmc_debug.yaml"
 TASK = "cartpole_swingup"
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from dqn_replay_files import LoggedReplayBuffer, play
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from dreamer_pipeline.pipelines.run_layout import RunLayout, partial_checkpoint,
 from dreamer_pipeline.pipelines.schedule import plan, replay_iterations, split_steps
 from dreamer_pipeline.pipelines.workflow_plan import WorkflowPlan
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write(tmp_path: Path, data: dict, name: str = "config.yaml") -> Path:

@@ -17,7 +17,7 @@ from dreamer_pipeline.pipelines.stages.train_actor_critic import train_actor_cri
 from dreamer_pipeline.pipelines.stages.train_world_model import train_world_model_command
 from dreamer_pipeline.pipelines.stages.training import setup
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

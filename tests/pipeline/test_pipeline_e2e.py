@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config/debug.yaml"
 METRIC_FIELDS = {"stage", "iteration", "frames", "updates", "wall_time", "elapsed_s"}
 

@@ -21,7 +21,7 @@ from dreamer_pipeline.pipelines.scores.reference_curves import reference_curve, 
 
 from test_scores import write_eval
 
-REAL_DATA = Path(__file__).parents[1] / "pipelines" / "data"
+REAL_DATA = Path(__file__).parents[2] / "pipelines" / "data"
 # A Control Suite curve file in the schema of dreamerv2_curves.json: a 30k-frame grid.
 TINY_DMC_CURVES = {
     "source": "test", "method": "dreamerv2", "frames_start": 30_000, "frames_step": 30_000,
@@ -180,7 +180,7 @@ def test_mixed_atari_and_dmc_keep_the_atari_aggregates(tmp_path, dmc_curves):
                          bootstrap_reps=200)
     for key in ("games", "aggregates", "per_game", "comparison", "statistics", "warnings"):
         assert mixed[key] == atari[key], key
-    # The numbers test_scores.py checks: pong -17.5 over seeds -18.5 and -16.5; breakout 32.
+    # The numbers tests/scores/test_scores.py checks: pong -17.5 over seeds -18.5 and -16.5; breakout 32.
     assert mixed["aggregates"]["default"] == {"games": 2, "missing": [],
                                               **aggregate({"pong": -17.5, "breakout": 32.0})}
     assert mixed["raw_return_games"] == ["catch-1", "walker_walk"]

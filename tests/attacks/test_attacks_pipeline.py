@@ -17,7 +17,7 @@ from factories import make_store
 
 from dreamer_pipeline.pipelines.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Spaces, both quotes, command substitution, backticks and a command separator in one path.
 HOSTILE = "sp ace/it's \"q\" $(touch PWNED) `touch PWNED2` ;touch PWNED3"
 

@@ -268,7 +268,7 @@ def test_aggregate_curves_match_pointwise_aggregates(tmp_path):
 
 
 def test_reference_curves_are_compact_and_match_the_paper():
-    path = Path(__file__).parents[1] / "pipelines" / "data" / "dreamerv2_curves.json"
+    path = Path(__file__).parents[2] / "pipelines" / "data" / "dreamerv2_curves.json"
     assert path.stat().st_size < 300_000
     atari = {game for game in reference_games() if game in load_baselines().table}
     assert atari == set(atari55())   # the Control Suite curves, when present, add their tasks
