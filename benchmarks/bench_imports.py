@@ -60,7 +60,7 @@ def dqn_files(folder: Path, entries: int, seed: int = 0) -> None:
 
 
 def bench_dqn(entries: int, repeats: int) -> dict:
-    from dreamer_pipeline.datasets.dqn_replay import import_dqn_replay
+    from dreamer_pipeline.datasets.interop.dqn_replay import import_dqn_replay
     from dreamer_pipeline.pipelines.data_commands.dqn_replay_command import dqn_replay_attrs
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,9 +85,9 @@ def bench_minari(steps: int, repeats: int) -> dict:
     from minari import DataCollector
 
     from dreamer_pipeline.datasets.frames import to_store_frames
-    from dreamer_pipeline.datasets.hdf5 import import_minari
+    from dreamer_pipeline.datasets.interop.hdf5 import import_minari
     from dreamer_pipeline.pipelines.data_commands.minari_env import ale_identity, minari_protocol
-    from dreamer_pipeline.datasets.hdf5 import read_minari_metadata
+    from dreamer_pipeline.datasets.interop.hdf5 import read_minari_metadata
 
     gym.register_envs(ale_py)
     out = {}

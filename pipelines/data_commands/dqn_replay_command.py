@@ -1,6 +1,6 @@
 """`dreamer-pipeline import-dqn-replay`: the DQN Replay Dataset's checkpoint files into a store.
 
-The conversion is `datasets/dqn_replay.py`; this command supplies what only the environment side
+The conversion is `datasets/interop/dqn_replay.py`; this command supplies what only the environment side
 knows: the game's canonical name and its minimal action set (the dataset's actions index it:
 Dopamine played gym's `<Game>NoFrameskip-v0`, minimal actions), and the protocol the data was
 collected with, written into the store's `env` attribute so nobody mistakes it for ours.
@@ -82,7 +82,7 @@ def import_dqn_replay_command(source, store, game, checkpoints, marker, progress
     """
     import time
 
-    from dreamer_pipeline.datasets.dqn_replay import DQNReplayError, import_dqn_replay
+    from dreamer_pipeline.datasets.interop.dqn_replay import DQNReplayError, import_dqn_replay
     from dreamer_pipeline.datasets.store import StoreError
 
     from ..envs.atari import UnknownGameError

@@ -33,7 +33,7 @@ def export_command(datasets, out_dir, dataset_id, compression, author, author_em
     Example: dreamer-pipeline export-hdf5 results/datasets/pong/random50k.zarr exports/pong-random
     """
     from dreamer_pipeline.datasets.dataset import open_dataset
-    from dreamer_pipeline.datasets.hdf5 import export_minari
+    from dreamer_pipeline.datasets.interop.hdf5 import export_minari
 
     data_dir = export_minari(open_dataset(*datasets), out_dir, dataset_id=dataset_id,
                              compression=compression, author=list(author) or [_user()],
@@ -95,7 +95,7 @@ def import_command(source, store, progress) -> None:
 
     Example: dreamer-pipeline import-hdf5 exports/pong-random results/datasets/pong/imported.zarr
     """
-    from dreamer_pipeline.datasets.hdf5 import import_minari
+    from dreamer_pipeline.datasets.interop.hdf5 import import_minari
 
     from .minari_env import foreign_ale_attrs
 

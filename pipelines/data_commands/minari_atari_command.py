@@ -34,8 +34,8 @@ def import_minari_atari_command(source, store, game, progress):
     import time
 
     from dreamer_pipeline.datasets.frames import to_store_frames
-    from dreamer_pipeline.datasets.hdf5 import HDF5Error, import_minari, read_minari_metadata
-    from dreamer_pipeline.datasets.minari_spec import MinariSpecError
+    from dreamer_pipeline.datasets.interop.hdf5 import HDF5Error, import_minari, read_minari_metadata
+    from dreamer_pipeline.datasets.interop.minari_spec import MinariSpecError
     from dreamer_pipeline.datasets.store import ExperienceStore, StoreError
 
     from .minari_env import ForeignDatasetError, ale_identity, minari_protocol

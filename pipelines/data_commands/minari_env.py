@@ -1,6 +1,6 @@
 """What a foreign Minari dataset's actions and environment mean, from its `env_spec` and ale-py.
 
-`datasets/hdf5.py` reads the data; only this side may build an environment, which it does to ask
+`datasets/interop/hdf5.py` reads the data; only this side may build an environment, which it does to ask
 ale-py for the game's action set (minimal, or all 18 with `full_action_space=True`), so that the
 imported store's action indices mean what a run's own stores' indices mean.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from dreamer_pipeline.datasets.minari_spec import ale_game_of, full_action_space_of, parse_env_spec
+from dreamer_pipeline.datasets.interop.minari_spec import ale_game_of, full_action_space_of, parse_env_spec
 
 
 class ForeignDatasetError(ValueError):
@@ -63,7 +63,7 @@ def minari_protocol(spec: Mapping[str, Any] | None) -> dict[str, Any]:
 def foreign_ale_attrs(source) -> dict[str, Any]:
     """`import_minari` keyword arguments for a foreign ALE dataset (`action_set`, `attrs`); {} for
     our own exports (their provenance says everything) and for datasets of no ALE game."""
-    from dreamer_pipeline.datasets.hdf5 import read_minari_metadata
+    from dreamer_pipeline.datasets.interop.hdf5 import read_minari_metadata
     from dreamer_pipeline.datasets.store import ATTRS_KEY
 
     metadata = read_minari_metadata(source)

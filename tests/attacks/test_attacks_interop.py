@@ -17,7 +17,7 @@ import pytest
 from factories import make_store, provenance, synthetic_episode
 
 from dreamer_pipeline.datasets.dataset import DatasetError, open_dataset
-from dreamer_pipeline.datasets.hdf5 import HDF5Error, export_minari, import_minari
+from dreamer_pipeline.datasets.interop.hdf5 import HDF5Error, export_minari, import_minari
 from dreamer_pipeline.datasets.store import ATTRS_KEY, ExperienceStore, StoreWriter
 
 

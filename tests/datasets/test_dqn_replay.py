@@ -7,8 +7,8 @@ import gzip
 import numpy as np
 import pytest
 
-from dreamer_pipeline.datasets import dqn_replay
-from dreamer_pipeline.datasets.dqn_replay import DQNReplayError, import_dqn_replay
+from dreamer_pipeline.datasets.interop import dqn_replay
+from dreamer_pipeline.datasets.interop.dqn_replay import DQNReplayError, import_dqn_replay
 from dreamer_pipeline.datasets.store import ExperienceStore
 from dqn_replay_files import LoggedReplayBuffer, play
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dreamer_pipeline.datasets.dataset import open_dataset
-from dreamer_pipeline.datasets.hdf5 import HDF5Error, export_minari, import_minari
+from dreamer_pipeline.datasets.interop.hdf5 import HDF5Error, export_minari, import_minari
 from dreamer_pipeline.datasets.store import ExperienceStore
 from factories import make_store
 

@@ -1,4 +1,4 @@
-"""Minari's conventions (datasets/minari_spec.py): version, env_spec (recover_environment), author,
+"""Minari's conventions (datasets/interop/minari_spec.py): version, env_spec (recover_environment), author,
 JPEG, action sets; and Minari's own Atari datasets, written here by minari's DataCollector."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from dreamer_pipeline.datasets.frames import to_store_frames
-from dreamer_pipeline.datasets.hdf5 import HDF5Error, export_minari, import_minari
-from dreamer_pipeline.datasets.minari_spec import jpeg_encoded
+from dreamer_pipeline.datasets.interop.hdf5 import HDF5Error, export_minari, import_minari
+from dreamer_pipeline.datasets.interop.minari_spec import jpeg_encoded
 from dreamer_pipeline.datasets.store import ExperienceStore
 from factories import make_store
 

@@ -18,7 +18,7 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 from dreamer_pipeline.datasets.dataset import DatasetError, open_dataset
 from dreamer_pipeline.datasets.device_replay import DeviceSequenceSampler
 from dreamer_pipeline.datasets.frames import to_store_frames
-from dreamer_pipeline.datasets.hdf5 import HDF5Error, export_minari, import_minari
+from dreamer_pipeline.datasets.interop.hdf5 import HDF5Error, export_minari, import_minari
 from dreamer_pipeline.datasets.sampler import SequenceSampler
 from dreamer_pipeline.datasets.stats import dataset_stats, format_stats
 from dreamer_pipeline.datasets.store import ATTRS_KEY, EpisodeError, ExperienceStore, StoreError, StoreWriter

@@ -3,7 +3,7 @@
 Every name, count and array read from the file is validated before it is used: store names become
 one safe path component (`safe_name`), episode groups must be `episode_<n>` numbered in order,
 metadata must be the JSON it claims, arrays must have the shapes and dtypes of our schema. Anything
-else is one `HDF5Error` naming the file and what is wrong. `datasets/hdf5.py` imports and exports.
+else is one `HDF5Error` naming the file and what is wrong. `datasets/interop/hdf5.py` imports and exports.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import numpy as np
 from .minari_spec import (
     MinariSpecError, ale_game_of, full_action_space_of, observation_space, parse_env_spec, read_observations,
 )
-from .schema import ANY_DISCRETE, IMAGE_SHAPE, ActionSpec, SchemaError, StoreSchema, schema_for_writer
-from .store import ATTRS_KEY, MAX_CHUNK_STEPS
+from ..schema import ANY_DISCRETE, IMAGE_SHAPE, ActionSpec, SchemaError, StoreSchema, schema_for_writer
+from ..store import ATTRS_KEY, MAX_CHUNK_STEPS
 
 MINARI_FILE = "main_data.hdf5"
 METADATA_FILE = "metadata.json"

@@ -5,7 +5,7 @@ Layout written by `export_minari(dataset, out_dir)` (Minari 0.5.4, `data_format:
 `jpeg_encoding: false`, so `minari.MinariDataset(out_dir / "data")` or `minari.load_dataset(id)`
 with `MINARI_DATASETS_PATH` pointing at the parent of `<id>` reads it, and
 `recover_environment()` rebuilds the environment from `env_spec`; Minari's conventions are in
-`datasets/minari_spec.py`):
+`datasets/interop/minari_spec.py`):
 
     out_dir/data/main_data.hdf5     one group `episode_{i}` per episode, nothing else at the root
     out_dir/data/metadata.json      dataset_id, total_episodes, total_steps, spaces, minari_version,
@@ -51,16 +51,16 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from tqdm.auto import tqdm
 
-from .dataset import Dataset, open_dataset
+from ..dataset import Dataset, open_dataset
 from .minari_spec import (
     MINARI_VERSION, MinariSpecError, action_space_json, env_spec_json, jpeg_encoded, observation_space_json,
 )
-from .durable import fsync_all, staged_directory
+from ..durable import fsync_all, staged_directory
 from .hdf5_reading import (  # noqa: F401  (HDF5Error, safe_name, read_minari_metadata: public here too)
     METADATA_FILE, MINARI_FILE, HDF5Error, check_stores, episode_names, locate_file, read_episode, read_metadata,
     read_minari_metadata, read_provenance, safe_name,
 )
-from .store import ATTRS_KEY, EpisodeError, StoreWriter
+from ..store import ATTRS_KEY, EpisodeError, StoreWriter
 
 MINARI_LAYOUT_VERSION = MINARI_VERSION  # the first Minari release that reads our export (minari_spec.py)
 # An import is staged as a whole (it appears complete or not at all), so it commits in batches of

@@ -1,4 +1,4 @@
-"""Minari's conventions that the HDF5 export and import follow (minari 0.5.4, `datasets/hdf5.py`).
+"""Minari's conventions that the HDF5 export and import follow (minari 0.5.4, `datasets/interop/hdf5.py`).
 
 - **Version.** Exports say `minari_version: "0.5.4"`: minari 0.5.2 lists supported dataset
   versions only up to 0.5.2, and 0.5.3 decodes every uint8 image space as JPEG, so 0.5.4 is the

@@ -45,8 +45,8 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from .frames import area_resize
-from .store import StoreWriter
+from ..frames import area_resize
+from ..store import StoreWriter
 
 ARRAYS = ("observation", "action", "reward", "terminal")
 _FILE = "$store$_{name}_ckpt.{k}.gz"
