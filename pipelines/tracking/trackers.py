@@ -129,6 +129,9 @@ class WandbTracker:
         self.run.log({tag: self.wandb.Video(str(path), format="mp4"), "frames": frames})
 
     def close(self) -> None:
+        # finish() may return before W&B's service has written the .wandb file; the service
+        # flushes it by the time the stage's process exits. Tearing the service down here would
+        # also end any other W&B run the process holds, so it is left to the exit.
         self.run.finish()
 
 
