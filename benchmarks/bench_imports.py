@@ -85,9 +85,8 @@ def bench_minari(steps: int, repeats: int) -> dict:
     from minari import DataCollector
 
     from dreamer_pipeline.datasets.frames import to_store_frames
-    from dreamer_pipeline.datasets.interop.hdf5 import import_minari
+    from dreamer_pipeline.datasets.interop.hdf5 import import_minari, read_minari_metadata
     from dreamer_pipeline.pipelines.data_commands.minari_env import ale_identity, minari_protocol
-    from dreamer_pipeline.datasets.interop.hdf5 import read_minari_metadata
 
     gym.register_envs(ale_py)
     out = {}
