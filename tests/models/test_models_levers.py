@@ -245,6 +245,42 @@ def test_behaviour_losses_with_every_lever_against_a_plain_reference():
     torch.testing.assert_close(critic_loss.detach(), expected_critic.float(), rtol=1e-4, atol=1e-5)
 
 
+def test_return_scale_divides_the_dynamics_backpropagation_gradient():
+    """Continuous actions, rho = 0 (the returns' gradient through the model), two-hot heads, no
+    entropy bonus: the actor's gradient with the return scale is the one without it divided by S."""
+    from dreamer_pipeline.models.action_space import ActionSpace
+
+    from test_models_continuous import continuous_batch, continuous_config
+
+    def actor_gradient(return_norm: str):
+        config = continuous_config({
+            "world_model": {"image_channels": 3, "predict_discount": False, "reward_transform": "identity",
+                            "reward_head_dist": "symlog_twohot"},
+            "behaviour": {"actor_dist": "trunc_normal", "reinforce_fraction": 0.0, "entropy_scale": 0.0,
+                          "critic_dist": "symlog_twohot", "return_norm": return_norm}})
+        agent = Agent(config, action_space=ActionSpace.continuous(2), seed=3)
+        ac, wm = agent.actor_critic, agent.world_model
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for head in (wm.reward_head, ac.target_critic):
+                head.layers[-1].weight.copy_(torch.randn(head.layers[-1].weight.shape, generator=generator) * 0.3)
+            if ac.return_scale is not None:
+                ac.return_scale.low.fill_(-300.0)
+                ac.return_scale.high.fill_(300.0)
+        batch = continuous_batch(np.random.default_rng(0), 2, 3, 2)
+        post, _ = observe(agent, batch)
+        start = post.map(lambda x: x.reshape(-1, x.shape[-1]))
+        actor_loss, _, metrics = ac.losses(wm, start, torch.zeros(6, dtype=torch.bool), torch.Generator().manual_seed(4))
+        grads = torch.autograd.grad(actor_loss, list(ac.actor.parameters()))
+        return torch.cat([g.flatten() for g in grads]), metrics
+
+    plain, _ = actor_gradient("none")
+    scaled, metrics = actor_gradient("percentile")
+    scale = metrics["actor/return_scale"].item()
+    assert scale > 500 and plain.abs().max() > 0
+    torch.testing.assert_close(scaled * scale, plain, rtol=1e-4, atol=1e-7)
+
+
 # ------------------------------------------------------------------- step modes and checkpoints
 def _levers_agent() -> Agent:
     return Agent(preset("debug", {**ALL_LEVERS, "behaviour": {**ALL_LEVERS["behaviour"], "target_update_every": 2}}),
