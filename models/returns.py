@@ -142,9 +142,11 @@ class ReturnScale(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
         """A checkpoint from before return normalisation (or written with it off) has no EMAs:
-        they start at 0, as in a fresh agent, instead of failing the load."""
+        they restart at 0, as in a fresh agent, instead of failing the load."""
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
         for name in ("low", "high"):
-            if prefix + name in missing_keys:
-                missing_keys.remove(prefix + name)
+            if prefix + name not in state_dict:
+                getattr(self, name).zero_()
+                if prefix + name in missing_keys:
+                    missing_keys.remove(prefix + name)

@@ -134,6 +134,9 @@ class WorldModel(nn.Module):
             reward_loss = self.reward_dist.nll(output, target_reward).mean()
             loss = loss + self.config.reward_scale * reward_loss
             metrics["wm/reward_nll"] = reward_loss
+            if self.reward_dist.twohot:  # in the target's units, comparable with 2 * the Gaussian's nll
+                error = self.reward_dist.mean(output.detach()) - target_reward
+                metrics["wm/reward_mse"] = error.square().mean()
         discount_metric = {}
         if self.discount_head is not None:
             logits = self.discount_head(features).float()

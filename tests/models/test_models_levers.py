@@ -114,6 +114,10 @@ def test_twohot_heads_start_at_zero_and_change_the_shapes():
     features = torch.randn(7, wm.rssm.feature_size)
     assert wm.predict_reward(features).tolist() == [0.0] * 7
     assert ac.critic_dist.mean(ac.critic(features)).tolist() == [0.0] * 7
+    batch = make_batch(2, 5, 3)
+    metrics = agent.train_world_model(batch)  # uniform logits: nll log 255; prediction 0: mse mean tanh(r)^2
+    assert metrics["wm/reward_nll"] == pytest.approx(math.log(255), rel=1e-6)
+    assert metrics["wm/reward_mse"] == pytest.approx(float(np.mean(np.tanh(batch["reward"]) ** 2)), rel=1e-5)
     # the default is DreamerV2's: one Gaussian output unit, Glorot-initialised, no return scale
     plain = Agent(preset("debug"), num_actions=3)
     assert plain.world_model.reward_head.layers[-1].weight.shape[0] == 1
@@ -321,8 +325,8 @@ def test_return_scale_state_travels_in_checkpoints(tmp_path):
     # a checkpoint without the EMAs (older, or written with return_norm: none) loads; they start at 0
     plain_twohot = Agent(preset("debug", TWOHOT), num_actions=3)
     old = save_checkpoint(plain_twohot, tmp_path / "old.pt")
-    normalised = _levers_agent()
-    restore_checkpoint(normalised, old)
+    normalised, _ = load_checkpoint(path)  # EMAs not 0 ...
+    restore_checkpoint(normalised, old)  # ... until a checkpoint without them restarts them
     assert normalised.actor_critic.return_scale.high.item() == 0.0
     # and the other way round: the switch is no architecture field, the EMAs are dropped
     restore_checkpoint(plain_twohot, path)
