@@ -17,6 +17,11 @@ H = 15 steps with actions sampled from the actor. With the published code's alig
     critic     t = 0 .. H-1:  w_t * 0.5 (critic(z_t) - sg(R_t))^2
                (the published Gaussian NLL with unit variance, its constant dropped)
 
+Two DreamerV3 switches, off by default: `critic_dist: symlog_twohot` makes the critic and its target
+copy symlog two-hot heads (v_t their prediction, the critic loss w_t times the two-hot cross-entropy
+of sg(R_t); `models/scalar_dists.py`), and `return_norm: percentile` divides the actor's advantage
+sg(R_{t+1} - v_t) and its backpropagated R_{t+1} by the return scale S (`returns.ReturnScale`).
+
 Two states are lost at the end: z_H only bootstraps, and the action chosen in z_{H-1} has no
 target. The actor is categorical over discrete actions or, for continuous ones, a truncated normal
 (DreamerV2) or tanh-normal (DreamerV1) (`models/action_dists.py`). With rho < 1 the actions are
@@ -39,8 +44,9 @@ from .config import BehaviourConfig, actor_distribution, actor_reinforce_fractio
 from .networks import MLP, embedding_bags_win
 from .optim import Optimizer
 from . import returns
-from .returns import lambda_return, step_weights
+from .returns import ReturnScale, lambda_return, step_weights
 from .rssm import RSSMState, stack_states
+from .scalar_dists import ScalarDist
 from .world_model import WorldModel
 
 
@@ -76,8 +82,13 @@ class ActorCritic(nn.Module):
         self.reinforce_fraction = actor_reinforce_fraction(config, self.discrete)
         # A categorical actor outputs logits; a continuous one a mean part and a std part per dimension.
         self.actor = MLP(feature_size, self.action_size if self.discrete else 2 * self.action_size, config.actor)
-        self.critic = MLP(feature_size, 1, config.critic)
+        self.critic_dist = ScalarDist(config.critic_dist)
+        self.critic = self.critic_dist.head(feature_size, config.critic)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        # The EMA percentiles of the lambda-returns (buffers, in the state dict), if normalising.
+        self.return_scale = ReturnScale() if config.return_norm == "percentile" else None
+        if self.return_scale is None:
+            self.register_load_state_dict_pre_hook(_drop_unused_return_scale)
         self.updates = 0  # behaviour updates made; drives the target copy cadence
         # torch.compile(self.imagine_step, fullgraph=True) when runtime.compile is on (set by the Agent).
         self.compiled_imagine_step = None
@@ -190,7 +201,7 @@ class ActorCritic(nn.Module):
         with torch.set_grad_enabled(dynamics):
             # r_H and d_H are never used (z_H only bootstraps), and d_0 is the true discount from
             # the replay (published `imagine`), so the heads skip those states.
-            reward = head(world_model.reward_head, features[:-1]).float()
+            reward = world_model.reward_dist.mean(head(world_model.reward_head, features[:-1]).float())
             if world_model.discount_head is not None:
                 discount = torch.sigmoid(head(world_model.discount_head, features[1:-1]).float())
                 true_first = config.discount * (~is_terminal.bool()).float()
@@ -198,22 +209,24 @@ class ActorCritic(nn.Module):
             else:  # the constant gamma at every step (published `imagine` without a discount head)
                 discount = torch.full_like(reward, config.discount)
             weight = step_weights(discount).detach()  # w_0 .. w_{H-1}
-            value = head(self.target_critic, features).float()  # v_0 .. v_H
+            value = self.critic_dist.mean(head(self.target_critic, features).float())  # v_0 .. v_H
             target = lambda_return(reward, value[:-1], discount, value[-1], config.return_lambda)
+        scale = self.return_scale(target) if self.return_scale is not None else None
 
         # t = 0 .. H-2: the action a_{t+1} chosen in z_t, its target R_{t+1}, baseline v(z_t).
         if self.discrete:
             actor_loss, entropy, advantage = returns.actor_loss(
                 logits[:-1], actions[1:-1], target[1:], value[:-2], weight[:-1], config.entropy_scale,
-                self.reinforce_fraction)
+                self.reinforce_fraction, scale)
         else:
             policy = continuous_distribution(self.dist_kind, logits[:-1], config.actor_min_std)
             log_prob = policy.log_prob(actions[1:-1].detach()) if self.reinforce_fraction > 0 else None
             actor_loss, entropy, advantage = returns.policy_loss(
                 log_prob, policy.entropy(), target[1:], value[:-2], weight[:-1], config.entropy_scale,
-                self.reinforce_fraction)
-        prediction = head(self.critic, features[:-1].detach()).float()
-        critic_loss = returns.critic_loss(prediction, target, weight)
+                self.reinforce_fraction, scale)
+        output = head(self.critic, features[:-1].detach()).float()
+        critic_loss = returns.critic_loss(output, target, weight, self.critic_dist)
+        prediction = self.critic_dist.mean(output.detach())
 
         metrics = {
             "actor/loss": actor_loss.detach(),
@@ -226,4 +239,14 @@ class ActorCritic(nn.Module):
             "critic/target": target.detach().mean(),
             "critic/target_critic_value": value.detach().mean(),
         }
+        if scale is not None:
+            metrics["actor/return_scale"] = scale
         return actor_loss, critic_loss, metrics
+
+
+def _drop_unused_return_scale(module, state_dict, prefix, *_) -> None:
+    """A state dict written with `return_norm: percentile` loads into an actor-critic without it (the
+    switch is no architecture field): its return-scale EMAs are dropped, not an error. (Their
+    absence in the other direction is `ReturnScale`'s to forgive.)"""
+    for key in [key for key in state_dict if key.startswith(prefix + "return_scale.")]:
+        del state_dict[key]

@@ -151,6 +151,10 @@ class WorldModelConfig:
     reward_transform: Literal["tanh", "identity"] = "tanh"
     """What the reward head learns: tanh(reward) (published `clip_rewards: tanh`, Atari) or the
     reward itself (`clip_rewards: identity`, the Control Suite)."""
+    reward_head_dist: Literal["gaussian", "symlog_twohot"] = "gaussian"
+    """How the reward head predicts the (transformed) reward: the mean of a unit-variance Gaussian
+    (DreamerV2), or DreamerV3's symlog two-hot categorical over 255 bins, whose output layer
+    starts at zero (`models/scalar_dists.py`). DreamerV3 pairs it with `reward_transform: identity`."""
     opt: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4))
 
     def validate(self) -> None:
@@ -189,6 +193,13 @@ class BehaviourConfig:
     to [-1, 1] (published `expl_noise` 0; DreamerV1's `expl_amount` 0.3). Not used in imagination."""
     target_update_every: int = 100
     """Hard copy of the critic into the target critic every this many behaviour updates."""
+    critic_dist: Literal["gaussian", "symlog_twohot"] = "gaussian"
+    """How the critic (and its target copy) predicts the lambda-return: the mean of a unit-variance
+    Gaussian (DreamerV2) or DreamerV3's symlog two-hot categorical (`models/scalar_dists.py`)."""
+    return_norm: Literal["none", "percentile"] = "none"
+    """"percentile" (DreamerV3): the actor's advantages and its dynamics-backpropagated returns are
+    divided by max(1, P95 - P5), the 5th-95th percentile range of the lambda-returns tracked by an
+    EMA of decay 0.99 (`returns.ReturnScale`). DreamerV3 uses it with entropy_scale 3e-4."""
     actor: MLPConfig = field(default_factory=MLPConfig)
     critic: MLPConfig = field(default_factory=MLPConfig)
     actor_opt: OptimConfig = field(default_factory=lambda: OptimConfig(lr=4e-5))
@@ -273,9 +284,11 @@ ARCHITECTURE_FIELDS: tuple[str, ...] = (
     "world_model.reward_head",
     "world_model.discount_head",
     "world_model.predict_discount",
+    "world_model.reward_head_dist",
     "behaviour.actor",
     "behaviour.actor_dist",
     "behaviour.critic",
+    "behaviour.critic_dist",
     "ablation.latent",
     "ablation.reward",
 )

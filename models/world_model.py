@@ -6,7 +6,9 @@
     image_nll     unit-variance Gaussian on pixels in x / 255 - 0.5, summed over pixels
                   (the constant 0.5 * log(2 pi) per pixel is dropped)
     reward_nll    unit-variance Gaussian on tanh(reward): 0.5 * (r_hat - tanh(r))^2 (constant dropped);
-                  on the reward itself with `reward_transform: identity` (the Control Suite)
+                  on the reward itself with `reward_transform: identity` (the Control Suite);
+                  with `reward_head_dist: symlog_twohot` (DreamerV3) the two-hot cross-entropy of
+                  symlog of the same target, r_hat the head's symexp'd bin mean (`scalar_dists.py`)
     discount_nll  Bernoulli with logits, soft label discount * (1 - is_terminal); absent with
                   `predict_discount: false` (no discount head; imagination uses the constant gamma)
     kl_balanced   alpha * KL(sg(post) || prior) + (1 - alpha) * KL(post || sg(prior)), alpha = 0.8,
@@ -29,6 +31,7 @@ from torch.nn import functional as F
 from .config import AblationConfig, WorldModelConfig
 from .networks import MLP, Decoder, Encoder, image_nll, preprocess_image
 from .rssm import RSSM, RSSMState
+from .scalar_dists import ScalarDist
 
 
 class WorldModelBatch(NamedTuple):
@@ -60,7 +63,9 @@ class WorldModel(nn.Module):
         feature_size = self.rssm.feature_size
         self.decoder = Decoder(config.decoder, feature_size, config.image_channels)
         self.decoder.channels_last = channels_last
-        self.reward_head = MLP(feature_size, 1, config.reward_head) if ablation.reward == "present" else None
+        self.reward_dist = ScalarDist(config.reward_head_dist)
+        self.reward_head = (self.reward_dist.head(feature_size, config.reward_head)
+                            if ablation.reward == "present" else None)
         self.discount_head = MLP(feature_size, 1, config.discount_head) if config.predict_discount else None
         if channels_last:
             self.encoder.to(memory_format=torch.channels_last)
@@ -69,6 +74,13 @@ class WorldModel(nn.Module):
     @property
     def has_reward(self) -> bool:
         return self.reward_head is not None
+
+    def predict_reward(self, features: torch.Tensor) -> torch.Tensor:
+        """features (..., F) -> the reward head's prediction (...) in the learned target's units
+        (tanh(reward) under `reward_transform: tanh`), for either head distribution."""
+        if self.reward_head is None:
+            raise ValueError("the world model has no reward head (ablation.reward='absent')")
+        return self.reward_dist.mean(self.reward_head(features).float())
 
     def embed(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 (..., 64, 64, C) -> (preprocessed image (N, C, 64, 64), embedding (..., E))."""
@@ -117,11 +129,14 @@ class WorldModel(nn.Module):
             if data.reward is None:
                 raise ValueError("the batch has no 'reward' but the world model has a reward head; "
                                  "use ablation.reward='absent' for reward-free data")
-            predicted = self.reward_head(features if self.ablation.reward_grad else stopped).float()
+            output = self.reward_head(features if self.ablation.reward_grad else stopped).float()
             target_reward = torch.tanh(data.reward) if self.config.reward_transform == "tanh" else data.reward
-            reward_loss = 0.5 * (predicted - target_reward).square().mean()
+            reward_loss = self.reward_dist.nll(output, target_reward).mean()
             loss = loss + self.config.reward_scale * reward_loss
             metrics["wm/reward_nll"] = reward_loss
+            if self.reward_dist.twohot:  # in the target's units, comparable with 2 * the Gaussian's nll
+                error = self.reward_dist.mean(output.detach()) - target_reward
+                metrics["wm/reward_mse"] = error.square().mean()
         discount_metric = {}
         if self.discount_head is not None:
             logits = self.discount_head(features).float()
