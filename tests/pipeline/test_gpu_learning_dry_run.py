@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,24 @@ def interval(text: str) -> tuple[float, float, float]:
     match = INTERVAL.match(text)
     assert match, f"not 'mean [low, high]': {text!r}"
     return tuple(float(value) for value in match.groups())
+
+
+def test_the_time_limit_stops_the_whole_process_group(tmp_path):
+    """At the deadline Snakemake and every job it started (here: a shell and its sleeping child)
+    are stopped, so the table can be printed in time and nothing runs on."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gpu_learning import run_snakemake
+
+    pid_file = tmp_path / "child.pid"
+    command = ["bash", "-c", f"sleep 300 & echo $! > {pid_file}; wait"]
+    started = time.time()
+    code, stopped = run_snakemake(command, tmp_path / "log", deadline=time.time() + 3, on_poll=lambda: None)
+    assert stopped and code is not None and code != 0
+    assert time.time() - started < 20
+    status = Path(f"/proc/{int(pid_file.read_text())}/status")
+    time.sleep(0.5)
+    # gone, or a zombie waiting for its new parent to reap it: either way no longer running
+    assert not status.exists() or "State:\tZ" in status.read_text()
 
 
 @pytest.mark.slow
