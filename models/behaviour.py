@@ -79,7 +79,7 @@ class ActorCritic(nn.Module):
         self.critic = MLP(feature_size, 1, config.critic)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.updates = 0  # behaviour updates made; drives the target copy cadence
-        # torch.compile(self.imagine_step, fullgraph=True) when runtime.compile is on (set by the Agent).
+        # torch.compile(self.imagine_step, fullgraph=True) when runtime.mode compiles (set by the Agent).
         self.compiled_imagine_step = None
 
     def make_optimizers(self, capturable: bool = False) -> dict[str, Optimizer]:

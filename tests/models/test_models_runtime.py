@@ -105,7 +105,7 @@ def _step_arguments(agent: Agent, batch: int = 4):
     ("dense", "gaussian", False),
 ])
 def test_observe_and_imagine_step_bodies_have_no_graph_break(monkeypatch, layout, latent, autocast):
-    """What runtime.compile's fullgraph=True needs: dynamo traces both step bodies whole, with and
+    """What runtime.mode compile's fullgraph=True needs: dynamo traces both step bodies whole, with and
     without gradients, with bf16 autocast, on the CPU's and the GPU's head layouts."""
     if layout == "dense":
         for module in (rssm_module, behaviour_module):
