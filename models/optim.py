@@ -7,9 +7,10 @@ a tensor operation without host synchronisation, so a CUDA graph can capture a s
 `capturable=True`); on CUDA Adam is the fused kernel, on the CPU the foreach one.
 
 Fused Adam needs every gradient in its parameter's layout (CUDA's kernel refuses other strides).
-`torch.autograd.grad` returns contiguous gradients, so a channels_last convolution weight gets a
-copy of its gradient in the weight's strides first (`_in_layout_of`); the copy is elementwise,
-so the update is the same.
+`torch.autograd.grad` returns contiguous gradients, so for fused Adam a channels_last convolution
+weight gets a copy of its gradient in the weight's strides first (`_in_layout_of`); the copy is
+elementwise, so the update is the same. Foreach Adam (the CPU's) takes any strides, and there the
+copy would cost about 0.2 s of a CPU update at the `atari` preset (9.5M elements), so it is skipped.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ class Optimizer:
     def step(self, loss: torch.Tensor, retain_graph: bool = False) -> torch.Tensor:
         """Apply one update from `loss`; returns the gradient norm before clipping (a tensor)."""
         grads = torch.autograd.grad(loss, self.params, allow_unused=True, retain_graph=retain_graph)
+        fused = self.adam.defaults.get("fused")
         used = []
         for param, grad in zip(self.params, grads):
-            param.grad = _in_layout_of(param, grad)
+            param.grad = _in_layout_of(param, grad) if fused else grad
             if grad is not None:
                 used.append(param)
         if used:
