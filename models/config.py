@@ -233,8 +233,8 @@ class RuntimeConfig:
     bf16: bool = True
     """bfloat16 autocast for the networks on CUDA (losses stay float32); ignored on CPU."""
     mode: Literal["auto", "eager", "cuda_graph", "compile", "compile_cuda_graph"] = "auto"
-    """How training steps run. "auto": on CUDA "compile_cuda_graph" (the fastest measured: 63
-    updates/s at the `atari` preset on an H200, against 6.8 eager), on the CPU "eager".
+    """How training and policy steps run. "auto": on CUDA "compile_cuda_graph" (the fastest
+    measured: 63 updates/s at the `atari` preset on an H200, against 6.8 eager), on the CPU "eager".
     "cuda_graph": each training step, and each policy step of a batch size, captured whole as one
     CUDA graph after a few eager warm-up calls (same losses as eager up to rounding). "compile":
     torch.compile(fullgraph=True) the observe and imagine step bodies and compile the conv stacks
