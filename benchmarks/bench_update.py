@@ -1,7 +1,7 @@
 """Seconds per full agent update (world model, actor, critic) at B=16, T=50.
 
     python benchmarks/bench_update.py                      # presets small and atari, CPU
-    python benchmarks/bench_update.py --presets atari --repeats 5 --compile --out bench.json
+    python benchmarks/bench_update.py --presets atari --repeats 5 --mode compile --out bench.json
 
 Random uint8 images and actions stand in for replay data (the update's cost does not depend on
 the pixels). Reports the median of `--repeats` timed updates after `--warmup` untimed ones, plus
@@ -55,7 +55,7 @@ def time_calls(fn, batch, device, warmup: int, repeats: int) -> list[float]:
 
 
 def bench(name: str, args) -> dict:
-    overrides = {"runtime": {"compile": args.compile, "channels_last": not args.no_channels_last}}
+    overrides = {"runtime": {"mode": args.mode, "channels_last": not args.no_channels_last}}
     # Imported here so bench_update_sheeprl.py (another venv) can reuse random_batch.
     from dreamer_pipeline.models.agent import Agent
     from dreamer_pipeline.models.config import preset
@@ -86,7 +86,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the networks")
+    parser.add_argument("--mode", default="auto", choices=["auto", "eager", "cuda_graph", "compile", "compile_cuda_graph"],
+                        help="runtime.mode (auto: eager on the CPU, compile + CUDA graphs on CUDA)")
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--skip-parts", action="store_true", help="time only the full update")
     parser.add_argument("--out", default=str(Path(__file__).with_name("bench_update.json")))
@@ -95,14 +96,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     results = [bench(name, args) for name in args.presets]
     print(f"{'preset':8} {'update s':>9} {'wm s':>8} {'behaviour s':>12}  (B={args.batch}, T={args.length}, "
-          f"{args.device}, {torch.get_num_threads()} threads, compile={args.compile})")
+          f"{args.device}, {torch.get_num_threads()} threads, mode={args.mode})")
     for r in results:
         print(f"{r['preset']:8} {r['update_s']:9.3f} {r.get('world_model_s', float('nan')):8.3f} "
               f"{r.get('behaviour_s', float('nan')):12.3f}")
     report = {
         "benchmark": "agent_update",
         "batch": args.batch, "length": args.length, "num_actions": args.num_actions, "device": args.device,
-        "threads": torch.get_num_threads(), "compile": args.compile, "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "mode": args.mode, "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(), "results": results,
     }
     Path(args.out).write_text(json.dumps(report, indent=2))

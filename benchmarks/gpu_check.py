@@ -9,14 +9,15 @@ with it) under a share of the `--budget` seconds, then one table and one JSON re
     eager     updates/s of `Agent.update` (10 warm-up, 50 timed, CUDA events), and of the world-model
               and behaviour steps alone; kernels and host launches per update (profiler); host
               synchronisations per update; peak memory
-    graph     the same with runtime.cuda_graph (one CUDA graph per step); graphed losses against
+    graph     the same with runtime.mode cuda_graph (one CUDA graph per step); graphed losses against
               eager: with the same (capturable) optimiser, and against the default eager agent
     fp32      bf16 autocast off: eager and graphed updates/s, graphed losses against eager
-    acting    policy_step at batch 1 and 8 (host in, actions back on the host), alone and beside a
-              process that trains with graphed updates (and that process's updates/s)
+    acting    policy_step at batch 1 and 8 (host in, actions back on the host), eager and graphed
+              (one CUDA graph per batch size), alone and, graphed, beside a process that trains with
+              graphed updates (and that process's updates/s)
     loader    a 2-worker DataLoader over a zarr store feeding graphed updates for 20 s
-    compile   runtime.compile (fullgraph observe and imagine step bodies): compile time, updates/s,
-              eager and graphed
+    compile   runtime.mode compile and compile_cuda_graph (fullgraph observe and imagine step
+              bodies; compile_cuda_graph is what `auto` runs on CUDA): compile time, updates/s
 
 On the CPU the graph sections run the static-buffer path without capture (what the tests check),
 so the dry run exercises every line but measures nothing about GPUs.
@@ -47,13 +48,14 @@ UPDATES_PER_RUN = 200_000_000 // 4 // 16  # the paper's run: 50M agent steps, on
 
 # ------------------------------------------------------------------------------------ helpers
 def make_agent(args, **runtime):
+    """An agent whose runtime.mode is "eager" unless `runtime` names another."""
     from dreamer_pipeline.models.agent import Agent
     from dreamer_pipeline.models.config import preset
 
-    runtime = {"bf16": True, **runtime}
+    runtime = {"bf16": True, "mode": "eager", **runtime}
     agent = Agent(preset(args.preset, {"runtime": runtime}), args.num_actions, args.device, seed=0)
-    if runtime.get("cuda_graph") and agent.device.type == "cpu":
-        agent.step_mode = "static"  # the dry run: the graph's code path without capture
+    if runtime["mode"].endswith("cuda_graph") and agent.device.type == "cpu":
+        agent.step_mode = agent.policy_mode = "static"  # the dry run: the graphs' code path without capture
     return agent
 
 
@@ -170,11 +172,11 @@ def graph_equality(args, bf16: bool, batches) -> dict:
     """Graphed updates against eager ones from the same seed: with the same capturable optimiser
     (only the launch differs), and against the default eager agent (fused vs capturable Adam)."""
     tolerance = 2e-2 if bf16 else 1e-3
-    graphed = make_agent(args, bf16=bf16, cuda_graph=True)
-    same_optimiser = make_agent(args, bf16=bf16, cuda_graph=True)
+    graphed = make_agent(args, bf16=bf16, mode="cuda_graph")
+    same_optimiser = make_agent(args, bf16=bf16, mode="cuda_graph")
     same_optimiser.step_mode = "eager"
     result = {"tolerance": tolerance, "same_optimiser": compare_losses(same_optimiser, graphed, batches)}
-    result["default_eager"] = compare_losses(make_agent(args, bf16=bf16), make_agent(args, bf16=bf16, cuda_graph=True),
+    result["default_eager"] = compare_losses(make_agent(args, bf16=bf16), make_agent(args, bf16=bf16, mode="cuda_graph"),
                                              batches)
     result["equal"] = all(r["max_rel_diff"] <= tolerance and r["same_rng"]
                           for r in (result["same_optimiser"], result["default_eager"]))
@@ -200,7 +202,7 @@ def section_eager(args) -> dict:
 
 def section_graph(args) -> dict:
     batches = device_batches(args)
-    out = measure_agent(args, make_agent(args, cuda_graph=True), batches)
+    out = measure_agent(args, make_agent(args, mode="cuda_graph"), batches)
     out["equality"] = graph_equality(args, True, batches)
     return out
 
@@ -208,7 +210,7 @@ def section_graph(args) -> dict:
 def section_fp32(args) -> dict:
     batches = device_batches(args)
     out = {"eager_update": rates(make_agent(args, bf16=False).update, batches, 5, 30, args.device),
-           "graph_update": rates(make_agent(args, bf16=False, cuda_graph=True).update, batches, 8, 30, args.device),
+           "graph_update": rates(make_agent(args, bf16=False, mode="cuda_graph").update, batches, 8, 30, args.device),
            "peak_memory_gib": peak_memory_gib(args.device)}
     out["equality"] = graph_equality(args, False, batches)
     return out
@@ -238,15 +240,16 @@ def acting_rates(agent, sizes=(1, 8), seconds: float = 4.0) -> dict:
 
 
 def section_acting(args) -> dict:
-    agent = make_agent(args)
-    out = {"alone": acting_rates(agent)}
+    out = {"alone": acting_rates(make_agent(args))}
+    agent = make_agent(args, mode="cuda_graph")  # the policy step as one CUDA graph per batch size
+    out["graph_alone"] = acting_rates(agent)
     with tempfile.TemporaryDirectory() as folder:
         ready, stop, result = (Path(folder) / name for name in ("ready", "stop", "result.json"))
         trainer = subprocess.Popen([sys.executable, __file__, "--trainer", folder, "--device", args.device,
                                     "--preset", args.preset, "--batch", str(args.batch), "--length", str(args.length),
                                     "--num-actions", str(args.num_actions)])
         try:
-            deadline = time.time() + 60
+            deadline = time.time() + (60 if args.device.startswith("cuda") else 300)  # a dry run on a busy CPU is slow
             while not ready.exists():
                 if trainer.poll() is not None or time.time() > deadline:
                     raise RuntimeError(f"the training process did not start (exit code {trainer.poll()})")
@@ -265,7 +268,7 @@ def trainer_process(args) -> None:
     """The training side of the acting section: graphed updates until told to stop."""
     folder = Path(args.trainer)
     batches = device_batches(args)
-    agent = make_agent(args, cuda_graph=True)
+    agent = make_agent(args, mode="cuda_graph")
     for index in range(max(5, round(10 * SCALE))):  # the graph is captured on the fourth
         agent.update(batches[index % len(batches)])
     synchronize(args.device)
@@ -296,7 +299,7 @@ def section_loader(args) -> dict:
         dataset = open_dataset(str(store))
         loader = make_loader(dataset, num_workers=2, seed=0, pin_memory=args.device.startswith("cuda"),
                              batch_size=args.batch, seq_len=args.length)
-        agent = make_agent(args, cuda_graph=True)
+        agent = make_agent(args, mode="cuda_graph")
         stream = iter(loader)
         to_device = lambda b: {k: v.to(args.device, non_blocking=True) for k, v in b.items()}  # noqa: E731
         for _ in range(max(5, round(10 * SCALE))):
@@ -321,10 +324,11 @@ def section_loader(args) -> dict:
 def section_compile(args) -> dict:
     batches = device_batches(args)
     out = {}
-    for name, runtime in (("eager", {}), ("graph", {"cuda_graph": True})):
+    for name, graph in (("eager", False), ("graph", True)):
         torch._dynamo.reset()
         inductor = args.compile_backend == "inductor"
-        agent = make_agent(args, compile=inductor, **runtime)
+        mode = ("compile_" if inductor else "") + ("cuda_graph" if graph else "")
+        agent = make_agent(args, mode=mode.rstrip("_") or "eager")
         if not inductor:  # a dry run: only the step bodies, through the given dynamo backend
             for holder, attribute, function in ((agent.world_model.rssm, "compiled_observe_step", "observe_step"),
                                                 (agent.actor_critic, "compiled_imagine_step", "imagine_step")):
@@ -410,6 +414,8 @@ def summarise(results: dict) -> dict:
         "graph_vs_eager_fp32_max_rel_diff": _get(results, "fp32", "equality", "default_eager", "max_rel_diff"),
         "acting_batch1_steps_per_s": _get(results, "acting", "alone", "batch1", "steps_per_s"),
         "acting_batch8_env_steps_per_s": _get(results, "acting", "alone", "batch8", "env_steps_per_s"),
+        "acting_graph_batch1_steps_per_s": _get(results, "acting", "graph_alone", "batch1", "steps_per_s"),
+        "acting_graph_batch8_env_steps_per_s": _get(results, "acting", "graph_alone", "batch8", "env_steps_per_s"),
         "acting_batch1_beside_training_steps_per_s": _get(results, "acting", "beside_training", "batch1", "steps_per_s"),
         "acting_batch8_beside_training_env_steps_per_s": _get(results, "acting", "beside_training", "batch8",
                                                               "env_steps_per_s"),

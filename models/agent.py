@@ -14,10 +14,13 @@ accepted and unused). Metrics come back as an `UpdateMetrics` mapping of name to
 values stay on the device until they are first read (no host synchronisation per update).
 
 Every training step is one body (`_step_body`) plus host-side bookkeeping (counters, the target
-critic's copy). Eager mode, the default and the CPU path, runs the body on the prepared batch.
-With `runtime.cuda_graph` on a CUDA device the body runs on static input buffers and is captured
-as one CUDA graph after a few eager warm-up steps (`models/captured_step.py`); with
-`runtime.compile` the observe and imagine step bodies run through torch.compile(fullgraph=True).
+critic's copy), and every policy step one body (`_policy_body`). `runtime.mode` says how they run
+(`RuntimeConfig.resolved_mode`; "auto" is compile + CUDA graphs on CUDA, eager on the CPU). Eager
+runs the bodies on the prepared inputs. With CUDA graphs each body runs on static input buffers
+and is captured as one CUDA graph after a few eager warm-up calls (`models/captured_step.py`, one
+per training step kind and batch shape; `models/captured_policy.py`, one per acting batch size and
+mode); with compile the observe and imagine step bodies run through torch.compile(fullgraph=True),
+compiled at the first training step (an agent that only acts never compiles).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from torch.nn import functional as F
 from .action_dists import continuous_distribution
 from .action_space import ActionSpace
 from .behaviour import ActorCritic
+from .captured_policy import CapturedPolicyStep, sample_categorical
 from .captured_step import CapturedStep, configure_cuda_backends
 from .config import AgentConfig, actor_distribution
 from .config_schema import ConfigError
@@ -85,11 +89,11 @@ class Agent:
                                           config.behaviour.discount, channels_last).to(self.device)
             self.actor_critic = ActorCritic(config.behaviour, self.world_model.rssm.feature_size,
                                             action_space).to(self.device)
-        # How training steps run: "eager" (the default and the CPU path), "graph" (each step one CUDA
+        # How training and policy steps run: "eager" (the CPU path), "graph" (each step one CUDA
         # graph; CUDA only, with capturable optimisers) or "static" (the graph's code path on static
         # buffers without capture: how the CPU tests check it).
-        graphs = config.runtime.cuda_graph and self.device.type == "cuda"
-        self.step_mode = "graph" if graphs else "eager"
+        graphs = config.runtime.uses_cuda_graph(self.device.type)
+        self.step_mode = self.policy_mode = "graph" if graphs else "eager"
         self.wm_optimizer = Optimizer(self.world_model.parameters(), config.world_model.opt, graphs)
         behaviour_opts = self.actor_critic.make_optimizers(graphs)
         self.actor_optimizer = behaviour_opts["actor"]
@@ -98,9 +102,9 @@ class Agent:
         self.generator.manual_seed(seed)
         self.wm_updates = 0
         self._captured: dict[tuple, CapturedStep] = {}  # (kind, batch shape, reward) -> its graph
-        self._graph_pool = None  # the CUDA graphs' shared memory pool, made at the first capture
-        if config.runtime.compile:
-            self._compile()
+        self._policy_steps: dict[tuple[int, str], CapturedPolicyStep] = {}  # (envs, mode) -> its graph
+        self._graph_pool = None  # the training graphs' shared memory pool, made at the first capture
+        self.compile_pending = config.runtime.uses_compile(self.device.type)  # done at the first update
 
     # ------------------------------------------------------------------------------- plumbing
     @property
@@ -235,6 +239,9 @@ class Agent:
             self.actor_critic.update_target()
 
     def _train(self, kind: str, batch: Mapping[str, Any]) -> UpdateMetrics:
+        if self.compile_pending:
+            self.compile_pending = False
+            self._compile()
         if self.step_mode == "eager":
             metrics = UpdateMetrics.stack(self._step_body(kind, self.prepare(batch)))
         else:
@@ -289,7 +296,19 @@ class Agent:
                              f"got {image.dtype} {tuple(image.shape)}")
         if state is None:
             state = self.initial_policy_state(image.shape[0])
-        latent, last_action = state
+        if self.policy_mode == "eager":
+            action, post, next_action = self._policy_body(image, is_first, *state, mode)
+            return action, (post, next_action)
+        key = (image.shape[0], mode)
+        if key not in self._policy_steps:
+            self._policy_steps[key] = CapturedPolicyStep(self, image.shape[0], mode,
+                                                         capture=self.policy_mode == "graph")
+        return self._policy_steps[key](image, is_first, state)
+
+    def _policy_body(self, image: torch.Tensor, is_first: torch.Tensor, latent: RSSMState,
+                     last_action: torch.Tensor, mode: str) -> tuple[torch.Tensor, RSSMState, torch.Tensor]:
+        """One policy step's device work: (action, posterior, the action as the model's input).
+        No host synchronisation: a CUDA graph replays it (`models/captured_policy.py`)."""
         self.world_model.eval()
         with self._autocast():
             _, embed = self.world_model.embed(image)
@@ -297,12 +316,12 @@ class Agent:
             logits = self.actor_critic.actor(self.world_model.rssm.features(post)).float()
         if not self.action_space.is_discrete:
             action = self._continuous_action(logits, mode)
-            return action, (post, action)
+            return action, post, action
         if mode == "greedy":
             action = logits.argmax(-1)
-        else:
-            action = torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator).squeeze(-1)
-        return action, (post, F.one_hot(action, self.num_actions).float())
+        else:  # torch.multinomial's draw for one sample, without its host synchronisation
+            action = sample_categorical(torch.softmax(logits, -1), self.generator)
+        return action, post, F.one_hot(action, self.num_actions).float()
 
     def _continuous_action(self, raw: torch.Tensor, mode: str) -> torch.Tensor:
         behaviour = self.config.behaviour
@@ -377,6 +396,7 @@ class Agent:
         self.actor_optimizer.load_state_dict(state["optimisers"]["actor"])
         self.critic_optimizer.load_state_dict(state["optimisers"]["critic"])
         self._captured.clear()  # the optimisers' state tensors were replaced: capture again
+        self._policy_steps.clear()
         self.wm_updates = int(state["counters"]["wm_updates"])
         self.actor_critic.updates = int(state["counters"]["behaviour_updates"])
         rng = state["rng"]

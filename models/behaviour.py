@@ -90,7 +90,7 @@ class ActorCritic(nn.Module):
         if self.return_scale is None:
             self.register_load_state_dict_pre_hook(_drop_unused_return_scale)
         self.updates = 0  # behaviour updates made; drives the target copy cadence
-        # torch.compile(self.imagine_step, fullgraph=True) when runtime.compile is on (set by the Agent).
+        # torch.compile(self.imagine_step, fullgraph=True) when runtime.mode compiles (set by the Agent).
         self.compiled_imagine_step = None
 
     def make_optimizers(self, capturable: bool = False) -> dict[str, Optimizer]:

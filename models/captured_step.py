@@ -103,7 +103,7 @@ class CapturedStep:
         graph = torch.cuda.CUDAGraph()
         if not hasattr(graph, "register_generator_state"):
             raise RuntimeError(f"torch {torch.__version__} cannot register a generator with a CUDA graph (torch 2.5 "
-                               "or newer can); set runtime.cuda_graph: false")
+                               "or newer can); set runtime.mode: eager or compile")
         # The agent samples from its own generator: registered, each replay reads and advances its
         # Philox offset like the eager step (without it the capture would fail or repeat numbers).
         graph.register_generator_state(agent.generator)

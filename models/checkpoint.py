@@ -187,7 +187,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
                     overrides: Mapping[str, Any] | None = None) -> tuple[Agent, dict[str, Any]]:
     """Build the agent a checkpoint describes (its own resolved config) and load it.
 
-    `overrides` may change non-architecture fields, e.g. {"runtime": {"compile": True}}.
+    `overrides` may change non-architecture fields, e.g. {"runtime": {"mode": "compile"}}.
     Returns (agent, extra)."""
     payload = read_checkpoint(path)
     try:

@@ -3,8 +3,9 @@
 `from_mapping(Cls, data)` builds a (possibly nested) dataclass from a plain mapping and rejects
 unknown keys and ill-typed values with a `ConfigError` that names the full key path, e.g.
 `agent.world_model.kl_scale: expected float, got 'high' (str)`. `override(instance, data)`
-applies a partial mapping on top of an existing instance. `to_dict` is the inverse, used to write
-the resolved configuration next to every output.
+applies a partial mapping on top of an existing instance (a dataclass with an `upgrade_keys`
+static method first maps the renamed keys of older files to today's). `to_dict` is the inverse,
+used to write the resolved configuration next to every output.
 
 It lives in `models/` because that is the package every other one may import; it holds no nn.
 """
@@ -114,6 +115,9 @@ def override(instance: T, data: Mapping[str, Any], where: str = "") -> T:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where or 'configuration'}: expected a mapping, got {data!r}")
     cls = type(instance)
+    upgrade = getattr(cls, "upgrade_keys", None)
+    if callable(upgrade):  # keys of older files, renamed since: mapped to today's
+        data = upgrade(data, where)
     fields = _check_keys(cls, data, where)
     hints = typing.get_type_hints(cls)
     changes = {}

@@ -100,7 +100,7 @@ class RSSM(nn.Module):
         self.obs_out = nn.Linear(config.deter + embed_size, config.hidden)
         self.obs_stats = nn.Linear(config.hidden, self.stats_size)
         keras_init_(self)
-        # torch.compile(self.observe_step, fullgraph=True) when runtime.compile is on (set by the Agent).
+        # torch.compile(self.observe_step, fullgraph=True) when runtime.mode compiles (set by the Agent).
         self.compiled_observe_step: Callable | None = None
 
     # ----------------------------------------------------------------------------------- states

@@ -5,6 +5,7 @@
     {pretrained}/{game}/{name}/world_model.pt          reward-free pretraining (+ config.yaml, metrics)
     {results}/runs/{game}/{variant}/seed{seed}/
         config.yaml  metrics.jsonl  tensorboard/
+        compile_cache/                                torch.compile's caches, shared by the run's stages
         iter{k:04d}/
             experience/shard{j}.zarr  shard{j}.json   collector store and its marker
             world_model.pt  actor_critic.pt  eval.json  episode.mp4  videos/  config.yaml
@@ -137,6 +138,12 @@ def partial_checkpoint(output: str | Path) -> Path:
     """The undeclared mid-stage checkpoint of a declared checkpoint output (Snakemake never deletes it)."""
     output = Path(output)
     return output.with_name(output.stem + ".partial.pt")
+
+
+def compile_cache_dir(run_dir: str | Path) -> Path:
+    """torch.compile's on-disk caches of a run (or of a pretraining folder): every training stage
+    of every iteration reuses what the first one compiled (torch keys entries by code and inputs)."""
+    return Path(run_dir) / "compile_cache"
 
 
 def run_dir_of_iteration_file(path: str | Path) -> Path:

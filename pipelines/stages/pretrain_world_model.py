@@ -23,7 +23,7 @@ import click
 from ..agent_io import build_agent, save_agent
 from ..config import PretrainConfig
 from ..tracking.metrics import MetricsLogger
-from .train_world_model import _plain
+from .train_world_model import _plain, _run_dir
 from .training import (
     batch_seed, batches, previous_partials, resumable_updates, setup, update_frames, write_resolved_config, write_videos,
 )
@@ -62,7 +62,7 @@ def pretrain_world_model_command(config_path, game, updates, out, seed, device, 
     """
     from dreamer_pipeline.datasets.dataset import open_dataset
 
-    ctx = setup(config_path, device=device)
+    ctx = setup(config_path, device=device, run_dir=_run_dir(out))
     cfg = ctx.cfg
     section = cfg.pretrain or PretrainConfig(datasets=list(datasets))
     updates = updates or section.updates

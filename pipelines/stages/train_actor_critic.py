@@ -38,7 +38,7 @@ def train_actor_critic_command(config_path, game, seed, iteration, updates, upda
     Example: dreamer-pipeline train-actor-critic --config config/debug.yaml --game pong --updates 12
     --world-model /tmp/world_model.pt --out /tmp/actor_critic.pt results/datasets/pong/random-debug.json
     """
-    ctx = setup(config_path, device=device)
+    ctx = setup(config_path, device=device, run_dir=_run_dir(out))
     cfg = ctx.cfg
     dataset = open_replay(cfg, replay, shared)
     agent, _ = load_agent(world_model_path, ctx.agent_config, ctx.device, dataset.action_space)

@@ -225,7 +225,7 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
     """
     from ..schedule import plan, shard_seed
 
-    ctx = setup(config_path, device=device)
+    ctx = setup(config_path, device=device, run_dir=_run_dir(out))
     cfg = ctx.cfg
     iterations = plan(cfg)
     if not 1 <= iteration < len(iterations):

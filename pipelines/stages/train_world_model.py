@@ -77,7 +77,7 @@ def train_world_model_command(config_path, game, seed, iteration, updates, updat
     Example: dreamer-pipeline train-world-model --config config/debug.yaml --game pong --updates 12
     --out /tmp/world_model.pt results/datasets/pong/random-debug.json
     """
-    ctx = setup(config_path, device=device)
+    ctx = setup(config_path, device=device, run_dir=_run_dir(out))
     cfg = ctx.cfg
     if resume_from and init_world_model:
         raise click.UsageError("give --resume-from or --init-world-model, not both")

@@ -12,9 +12,13 @@ import torch
 
 from dreamer_pipeline.models import behaviour as behaviour_module
 from dreamer_pipeline.models import rssm as rssm_module
+from dreamer_pipeline.models.action_space import ActionSpace
 from dreamer_pipeline.models.agent import Agent
+from dreamer_pipeline.models.captured_policy import CapturedPolicyStep, sample_categorical
 from dreamer_pipeline.models.captured_step import CapturedStep
-from dreamer_pipeline.models.config import preset
+from dreamer_pipeline.models.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from dreamer_pipeline.models.config import RuntimeConfig, preset
+from dreamer_pipeline.models.config_schema import ConfigError
 from dreamer_pipeline.models.rssm import ObserveWeights, RSSMState
 from dreamer_pipeline.models.update_metrics import UpdateMetrics, mean_metrics
 
@@ -71,8 +75,9 @@ def test_static_step_checks_its_buffers():
         CapturedStep(agent, "train", tensors, capture=False)
     with pytest.raises(ValueError, match="need a CUDA device"):
         CapturedStep(agent, "update", tensors, capture=True)
-    assert agent.step_mode == "eager"  # runtime.cuda_graph is off by default, and ignored on the CPU
-    assert _agent(runtime={"cuda_graph": True}).step_mode == "eager"
+    assert agent.step_mode == "eager"  # runtime.mode auto is eager on the CPU, and the graphs need CUDA
+    assert _agent(runtime={"mode": "cuda_graph"}).step_mode == "eager"
+    assert _agent(runtime={"mode": "cuda_graph"}).policy_mode == "eager"
 
 
 
@@ -100,7 +105,7 @@ def _step_arguments(agent: Agent, batch: int = 4):
     ("dense", "gaussian", False),
 ])
 def test_observe_and_imagine_step_bodies_have_no_graph_break(monkeypatch, layout, latent, autocast):
-    """What runtime.compile's fullgraph=True needs: dynamo traces both step bodies whole, with and
+    """What runtime.mode compile's fullgraph=True needs: dynamo traces both step bodies whole, with and
     without gradients, with bf16 autocast, on the CPU's and the GPU's head layouts."""
     if layout == "dense":
         for module in (rssm_module, behaviour_module):
@@ -148,3 +153,96 @@ def test_update_metrics_stay_tensors_until_read():
     assert mixed == {"a": 2.0, "b": 3.0}
     with pytest.raises(ValueError, match="metric names"):
         UpdateMetrics(["a", "b"], torch.zeros(3))
+
+
+# ------------------------------------------------------------------------- runtime.mode
+@pytest.mark.parametrize("mode,cuda,cpu", [
+    ("auto", "compile_cuda_graph", "eager"),  # the fastest measured path on CUDA; eager on the CPU
+    ("eager", "eager", "eager"),
+    ("cuda_graph", "cuda_graph", "eager"),  # the graphs need CUDA
+    ("compile", "compile", "compile"),
+    ("compile_cuda_graph", "compile_cuda_graph", "compile"),
+])
+def test_runtime_mode_resolves_per_device(mode, cuda, cpu):
+    runtime = RuntimeConfig(mode=mode)
+    assert (runtime.resolved_mode("cuda"), runtime.resolved_mode("cpu")) == (cuda, cpu)
+    assert runtime.uses_compile("cpu") == cpu.startswith("compile")
+    assert runtime.uses_cuda_graph("cuda") == cuda.endswith("cuda_graph") and not runtime.uses_cuda_graph("cpu")
+    assert RuntimeConfig().mode == "auto"
+
+
+@pytest.mark.parametrize("old,mode", [
+    ({"compile": False, "cuda_graph": False}, "eager"),  # what every older checkpoint carries
+    ({"cuda_graph": True}, "cuda_graph"),
+    ({"compile": True}, "compile"),
+    ({"compile": True, "cuda_graph": True, "bf16": False}, "compile_cuda_graph"),
+])
+def test_older_runtime_keys_still_load(tmp_path, old, mode):
+    """Configuration files and checkpoints written with the keys `compile` and `cuda_graph` load
+    as the `mode` they meant."""
+    assert preset("debug", {"runtime": old}).runtime.mode == mode
+    path = save_checkpoint(_agent(), tmp_path / "agent.pt")
+    payload = read_checkpoint(path)
+    runtime = payload["config"]["runtime"]
+    del runtime["mode"]
+    runtime.update(old)
+    torch.save(payload, path)  # the checkpoint as an older version wrote it
+    agent, _ = load_checkpoint(path)
+    assert agent.config.runtime.mode == mode
+    assert agent.step_mode == "eager" and agent.compile_pending == mode.startswith("compile")
+
+
+@pytest.mark.parametrize("runtime,message", [
+    ({"mode": "eager", "cuda_graph": True}, "runtime.mode and the older runtime.cuda_graph both say how to run"),
+    ({"compile": "yes"}, "runtime.compile: expected true or false"),
+    ({"mode": "graph"}, "runtime.mode: expected one of"),
+])
+def test_runtime_mode_errors_name_the_key(runtime, message):
+    with pytest.raises(ConfigError, match=message):
+        preset("debug", {"runtime": runtime})
+
+
+# ----------------------------------------------------------------- the captured policy step
+def test_categorical_draw_is_multinomials():
+    """The capturable draw gives torch.multinomial's sample and leaves the generator where it does."""
+    probs = torch.softmax(torch.randn(64, 18, generator=torch.Generator().manual_seed(0)), -1)
+    ours, reference = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    for _ in range(3):
+        expected = torch.multinomial(probs, 1, generator=reference).squeeze(-1)
+        assert torch.equal(sample_categorical(probs, ours), expected)
+    assert torch.equal(ours.get_state(), reference.get_state())
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_static_buffer_policy_steps_equal_eager_steps_exactly(continuous):
+    """The policy's CUDA-graph code path (static buffers, copied in and out) gives eager acting's
+    actions, states and RNG stream, for both modes, two batch sizes and episode starts mid-way."""
+    def make() -> Agent:
+        if continuous:
+            return Agent(preset("debug", {"behaviour": {"action_noise": 0.3}}), action_space=ActionSpace.continuous(2),
+                         seed=5)
+        return _agent()
+
+    eager, static = make(), make()
+    static.policy_mode = "static"
+    rng = np.random.default_rng(0)
+    states = {}
+    for step in range(6):
+        for size, mode in ((3, "sample"), (1, "greedy"), (3, "greedy")):
+            image = rng.integers(0, 256, (size, 64, 64, 1), dtype=np.uint8)
+            is_first = np.zeros(size, bool) if step else np.ones(size, bool)
+            is_first[0] |= step == 3
+            previous = states.get((size, mode), (None, None))
+            ours, ours_state = static.policy_step(image, is_first, previous[0], mode)
+            theirs, theirs_state = eager.policy_step(image, is_first, previous[1], mode)
+            assert torch.equal(ours, theirs) and ours.dtype == theirs.dtype, (step, size, mode)
+            for a, b in zip([*ours_state[0], ours_state[1]], [*theirs_state[0], theirs_state[1]]):
+                assert torch.equal(a, b)
+            states[(size, mode)] = (ours_state, theirs_state)
+    assert torch.equal(static.generator.get_state(), eager.generator.get_state())
+    assert sorted(static._policy_steps) == [(1, "greedy"), (3, "greedy"), (3, "sample")]
+    assert all(isinstance(step, CapturedPolicyStep) for step in static._policy_steps.values())
+    # Returned actions and states are the caller's: the next step does not overwrite them.
+    kept = ours.clone()
+    static.policy_step(image, is_first, ours_state, mode)
+    assert torch.equal(ours, kept)

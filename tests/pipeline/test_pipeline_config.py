@@ -30,6 +30,8 @@ def test_default_yaml_is_the_paper_protocol_and_equals_the_dataclass_defaults_bu
     ours, schema = to_dict(cfg), to_dict(PipelineConfig())
     # the loop is the schedule A/B's choice (docs/learning.md): online, iterations growing from 5k steps
     assert ours.pop("loop") == {**schema.pop("loop"), "online": True, "first_iteration_steps": 5000}
+    # the collector is sized for a GPU's update rate (docs/pipeline.md); the replay ratio stays 16
+    assert ours.pop("collect") == {**schema.pop("collect"), "envs": 32, "threads": 4}
     assert ours == schema
     assert (cfg.games, cfg.seeds, cfg.frames_budget) == (["pong"], [0], 200_000_000)
     assert (cfg.steps_per_iteration, cfg.train_every, cfg.replay_steps, cfg.prefill.steps) == (250_000, 16, 2_000_000, 50_000)
