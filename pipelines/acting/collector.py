@@ -1,12 +1,17 @@
-"""Collect whole Atari episodes with a policy into one experience store.
+"""Collect Atari episodes with a policy into one experience store, counting every step taken.
 
 `collect(path, game, target_steps, ...)` steps N environments together (`VectorAtari`), asks the
 policy for N actions per vector step, keeps one episode buffer per environment, and commits
 finished episodes whole, in batches of about `commit_steps` steps (`StoreWriter.append_episodes`).
-It stops once
-the store holds at least `target_steps` committed agent steps. Episodes still running then are
-discarded (their steps are counted in `CollectResult.discarded_steps`): a store holds only whole
-episodes, so the last committed episode may overshoot the target by less than one episode.
+
+Counting: `target_steps` is in agent steps, the actions taken (one agent step = `action_repeat`
+frames). A stored episode of L steps holds L - 1 of them: its first step is the reset image, which
+no action led to. The collector stops after the vector step that brings the store's agent steps to
+the target: exactly the target when the steps still to take are a multiple of N (the pipeline's
+plan makes them so, pipelines/schedule.py), else up to N - 1 steps past it. The episodes still
+running then are committed as truncated (`is_last` without `is_terminal`, as at a time limit), so
+every step taken is in the store, and the run record lists them (`cut_episodes`) so that episode
+statistics can leave them out.
 
 Alignment (the published code's): step t holds the image at t, the action that led to it and the
 reward received on arriving there. The first step of an episode holds action 0 and reward 0. The
@@ -16,8 +21,9 @@ from `Step.last_image`, and the reset image starts the next episode's buffer.
 Resume: running `collect` again on the same store continues toward the same target. The writer
 trims any uncommitted tail, and the seeds of the new run come from `(seed, resume count)`, so a
 resumed run never replays the episodes of an earlier one. SIGINT/SIGTERM stop cleanly after the
-current vector step: committed data stays, in-flight episodes are dropped, and
-`CollectResult.stopped_by` names the signal.
+current vector step: the episodes still running are committed as truncated, and
+`CollectResult.stopped_by` names the signal. Only a SIGKILL (or an error) loses steps: those of the
+episodes still running, counted in `CollectResult.discarded_steps` where the process survives.
 """
 
 from __future__ import annotations
@@ -54,29 +60,42 @@ class CollectError(RuntimeError):
     """A collection that cannot start: a policy that does not fit the game, a bad argument."""
 
 
+def stored_agent_steps(committed_steps: int, committed_episodes: int) -> int:
+    """Agent steps (actions) in a collected store: every stored step but each episode's reset step."""
+    return int(committed_steps) - int(committed_episodes)
+
+
 @dataclass
 class CollectResult:
-    """What one `collect` call did. Counts of steps are agent steps."""
+    """What one `collect` call did. `target_steps`, `agent_steps`, `env_steps` and
+    `discarded_steps` count agent steps (actions); `committed_steps` and `new_steps` count stored
+    steps, which hold one reset step per episode besides them."""
 
     path: Path
     target_steps: int
-    committed_steps: int  # in the store now, over all runs
+    committed_steps: int  # stored steps in the store now, over all runs
     committed_episodes: int
-    new_steps: int = 0  # committed by this call
-    new_episodes: int = 0
-    discarded_steps: int = 0  # steps of the episodes still running when the call stopped (dropped)
+    new_steps: int = 0  # stored steps committed by this call
+    new_episodes: int = 0  # episodes committed by this call, finished or cut
+    cut_episodes: int = 0  # of those, episodes still running at the stop, committed as truncated
+    discarded_steps: int = 0  # agent steps taken by this call that are not in the store (an error)
     env_steps: int = 0  # agent steps (actions) taken by this call
     seconds: float = 0.0  # wall time of the call, setting up included
     loop_seconds: float = 0.0  # wall time of the collection loop (stepping, acting, writing), after the reset
     reset_seconds: float = 0.0  # wall time of the first reset of every environment
     env_seconds: float = 0.0  # part of loop_seconds spent inside the emulator's step
     stopped_by: str | None = None  # "SIGINT" / "SIGTERM" when a signal stopped the run
-    returns: list[float] = field(default_factory=list)  # of the episodes committed by this call
-    lengths: list[int] = field(default_factory=list)
+    returns: list[float] = field(default_factory=list)  # of the finished episodes committed by this call
+    lengths: list[int] = field(default_factory=list)  # their stored lengths
+
+    @property
+    def agent_steps(self) -> int:
+        """Agent steps in the store now, over all runs."""
+        return stored_agent_steps(self.committed_steps, self.committed_episodes)
 
     @property
     def complete(self) -> bool:
-        return self.committed_steps >= self.target_steps
+        return self.agent_steps >= self.target_steps
 
 
 class EpisodeBuffer:
@@ -221,14 +240,16 @@ def collect(
     checksum: bool = True,
     fsync: bool = True,
 ) -> CollectResult:
-    """Fill the store at `path` with whole episodes until it holds >= `target_steps` agent steps.
+    """Fill the store at `path` with episodes until it holds >= `target_steps` agent steps (actions).
 
     `policy=None` is the uniform random policy (seeded from `seed` and the resume count). Any other
     policy must act over the game's action set. Reruns resume; the provenance (game, environment
     settings, action set, policy, seed) must then match the store's. Returns a `CollectResult`;
-    `result.stopped_by` is set when SIGINT/SIGTERM ended the run early.
+    `result.stopped_by` is set when SIGINT/SIGTERM ended the run early. The last vector step may
+    pass the target by up to `num_envs - 1` steps (none when the steps still to take are a
+    multiple of `num_envs`); the episodes still running at the stop are committed as truncated.
 
-    By default every episode is committed as soon as it finishes, so a killed collector loses only
+    By default every episode is committed as soon as it finishes, so a SIGKILLed collector loses only
     the episodes still running. A commit replaces a dozen small files (the last chunk of each
     array, their metadata, the counters), which costs tens of milliseconds on a loaded ext4 disk;
     for games whose random-policy episodes are very short, `commit_steps` > 1 batches finished
@@ -280,24 +301,30 @@ def _collect_into(writer: StoreWriter, env: VectorAtari, policy: Policy | None, 
     elif callable(getattr(policy, "seed", None)):
         policy.seed(int(policy_seed.generate_state(1)[0]))  # optional hook, e.g. torch sampling
     result = CollectResult(writer.path, target_steps, writer.committed_steps, writer.committed_episodes)
+    agent_steps_before = result.agent_steps
     run_record = {
         "started": _dt.datetime.now(_dt.timezone.utc).isoformat(),
         "resume_index": resume_index,
         "num_envs": num_envs,
-        "target_steps": int(target_steps),
-        "steps_before": writer.committed_steps,
+        "target_steps": int(target_steps),  # agent steps
+        "steps_before": writer.committed_steps,  # stored steps
+        "agent_steps_before": agent_steps_before,
         "commit_steps": int(commit_steps),
         "versions": _versions(),
     }
     runs = list(writer.meta.get("runs", []))
     writer.update_attrs(runs=runs + [run_record])
-    if writer.committed_steps < target_steps:
+    cut: list[int] = []
+    if agent_steps_before < target_steps:
         with _StopOnSignals(handle_signals) as stop:
-            _run(env, policy, writer, env_seeds, result, stop, progress, commit_steps, commit_seconds)
+            _run(env, policy, writer, env_seeds, result, stop, progress, commit_steps, commit_seconds, cut)
             result.stopped_by = stop.received
     run_record.update(
         finished=_dt.datetime.now(_dt.timezone.utc).isoformat(),
         steps_after=writer.committed_steps,
+        agent_steps_after=result.agent_steps,
+        env_steps=result.env_steps,  # taken by this run: agent_steps_after - agent_steps_before unless steps were lost
+        cut_episodes=cut,  # indices of the episodes committed as truncated because the run stopped
         stopped_by=result.stopped_by,
     )
     writer.update_attrs(runs=runs + [run_record])
@@ -324,28 +351,25 @@ def _already_complete(path: Path, attrs: dict[str, Any], target_steps: int) -> E
     problem = provenance_mismatch(store.attrs, attrs)
     if problem:
         return None  # let StoreWriter.open raise its error naming the mismatch
-    return store if store.num_steps >= target_steps else None
+    return store if stored_agent_steps(store.num_steps, store.num_episodes) >= target_steps else None
 
 
 class _Committer:
-    """Finished episodes waiting to be committed together (see `collect`'s commit_steps)."""
+    """Episodes waiting to be committed together (see `collect`'s commit_steps)."""
 
-    def __init__(self, writer: StoreWriter, result: CollectResult, commit_steps: int, commit_seconds: float):
-        self.writer, self.result = writer, result
+    def __init__(self, writer: StoreWriter, result: CollectResult, commit_steps: int, commit_seconds: float,
+                 cut: list[int]):
+        self.writer, self.result, self.cut = writer, result, cut
         self.commit_steps, self.commit_seconds = commit_steps, commit_seconds
         self.episodes: list[dict[str, np.ndarray]] = []
-        self.returns: list[float] = []
+        self.returns: list[float | None] = []  # None for an episode cut at the stop
         self.steps = 0
         self.last = time.monotonic()
 
-    @property
-    def collected_steps(self) -> int:
-        """Committed steps plus the whole episodes waiting to be committed."""
-        return self.writer.committed_steps + self.steps
-
-    def add(self, episode: dict[str, np.ndarray], score: float) -> None:
+    def add(self, episode: dict[str, np.ndarray], score: float | None) -> None:
+        """Queue an episode; `score=None` marks one cut at the stop (not a finished episode)."""
         self.episodes.append({key: value.copy() for key, value in episode.items()})  # the buffer is reused
-        self.returns.append(float(score))
+        self.returns.append(None if score is None else float(score))
         self.steps += len(episode["is_first"])
 
     def due(self) -> bool:
@@ -355,11 +379,17 @@ class _Committer:
 
     def commit(self) -> None:
         if self.episodes:
+            first_index = self.writer.committed_episodes
             self.writer.append_episodes(self.episodes)
             self.result.new_steps += self.steps
             self.result.new_episodes += len(self.episodes)
-            self.result.returns.extend(self.returns)
-            self.result.lengths.extend(len(e["is_first"]) for e in self.episodes)
+            for offset, (episode, score) in enumerate(zip(self.episodes, self.returns)):
+                if score is None:
+                    self.cut.append(first_index + offset)
+                    self.result.cut_episodes += 1
+                else:
+                    self.result.returns.append(score)
+                    self.result.lengths.append(len(episode["is_first"]))
         self.episodes, self.returns, self.steps = [], [], 0
         self.last = time.monotonic()
 
@@ -374,8 +404,10 @@ def _run(
     progress: bool,
     commit_steps: int,
     commit_seconds: float,
+    cut: list[int],
 ) -> None:
-    """The hot loop: one vector step per iteration; finished episodes are committed in batches."""
+    """The hot loop: one vector step per iteration until the store's agent steps reach the target;
+    finished episodes are committed in batches, the ones still running at the end as truncated."""
     n = env.num_envs
     reset_start = time.perf_counter()
     image = env.reset(env_seeds)
@@ -385,19 +417,21 @@ def _run(
         buffers[i].start(image[i])
     is_first = np.ones(n, bool)
     state = policy.initial_state(n)
-    pending = _Committer(writer, result, commit_steps, commit_seconds)
-    bar = tqdm(total=result.target_steps, initial=writer.committed_steps, unit="step", desc=f"collect {env.game}",
+    pending = _Committer(writer, result, commit_steps, commit_seconds, cut)
+    taken = before = result.agent_steps  # agent steps: committed ones, plus those taken by this run
+    bar = tqdm(total=result.target_steps, initial=taken, unit="step", desc=f"collect {env.game}",
                disable=not progress, dynamic_ncols=True)
     recent: list[float] = []
     loop_start = time.perf_counter()
     try:
-        while pending.collected_steps < result.target_steps and stop.received is None:
+        while taken < result.target_steps and stop.received is None:
             actions, state = policy.act(image, is_first, state)
             actions = np.asarray(actions)
             env_start = time.perf_counter()
             step = env.step(actions)
             result.env_seconds += time.perf_counter() - env_start
             result.env_steps += n
+            taken += n
             done = step.terminated | step.truncated
             if not done.any():
                 for i in range(n):
@@ -412,19 +446,23 @@ def _run(
                     buffer.add(step.last_image[i], actions[i], step.reward[i])
                     pending.add(buffer.episode(terminal=bool(step.terminated[i])), buffer.score)
                     recent = (recent + [buffer.score])[-20:]
-                    if bar.n + buffer.length > bar.total:  # the last episode overshoots the target
-                        bar.total = bar.n + buffer.length
-                    bar.update(buffer.length)
-                    bar.set_postfix(episodes=writer.committed_episodes + len(pending.episodes),
-                                    ret=f"{np.mean(recent):.1f}", refresh=False)
                     buffer.start(step.image[i])
-                    if pending.collected_steps >= result.target_steps:
-                        break
+                bar.set_postfix(episodes=writer.committed_episodes + len(pending.episodes),
+                                ret=f"{np.mean(recent):.1f}", refresh=False)
                 is_first = done
+            if taken > bar.total:  # the last vector step passes a target that is not a multiple of n
+                bar.total = taken
+            bar.update(n)
             image = step.image
             if pending.due():
                 pending.commit()
-        pending.commit()  # the target is reached, or a signal asked to stop: keep every whole episode
+        # The target is reached, or a signal asked to stop: every step taken stays in the store. An
+        # episode still running is committed as truncated (its last step bootstraps, as at a time
+        # limit); one that has only its reset step holds no agent step and is left out.
+        for buffer in buffers:
+            if buffer.length > 1:
+                pending.add(buffer.episode(terminal=False), None)
+        pending.commit()
     except Exception:
         pending.commit()  # whole episodes are valid whatever failed (the policy, the emulator)
         raise
@@ -433,4 +471,4 @@ def _run(
         bar.close()
         result.committed_steps = writer.committed_steps
         result.committed_episodes = writer.committed_episodes
-        result.discarded_steps = sum(b.length for b in buffers)
+        result.discarded_steps = result.env_steps - (result.agent_steps - before)

@@ -6,7 +6,8 @@
                                      weights (encoder, RSSM, actor) and the learner's update count
     iter{k}/online/learner.json      {"updates", "target", "finished"}: the learner's progress
     iter{k}/online/collector{j}.json {"steps", "target", "finished"}: agent steps collector j has
-                                     taken (committed or still in an unfinished episode)
+                                     taken (committed or still in an unfinished episode); once it
+                                     reached its target, `finished` and the store's exact count
 
 Both sides hold the replay ratio through these files (docs/pipeline.md, "The online stage"): the
 learner makes at most one update per `train_every` steps the collectors have taken, and collector

@@ -4,8 +4,8 @@ It acts like `AgentPolicy` with the newest actor the learner published: before e
 it checks the actor file's change marker (a `stat`) and loads new weights when they changed. It
 also holds the replay ratio from the collector's side: collector j takes at most its share of
 `(learner updates + lead) * train_every` agent steps, and waits (polling the learner's progress
-file) while it is ahead. It reports the steps it has taken, counting the store's committed steps
-from before a resume, so the learner can hold the ratio from its side too.
+file) while it is ahead. It reports the agent steps it has taken, counting the store's committed
+agent steps from before a resume, so the learner can hold the ratio from its side too.
 """
 
 from __future__ import annotations
@@ -75,8 +75,15 @@ class FollowingPolicy(AgentPolicy):
     def initial_state(self, batch_size: int):
         from dreamer_pipeline.datasets.store import ExperienceStore
 
-        # The collector opened (and trimmed) the store before this call: resume from its committed steps.
-        self.steps = ExperienceStore(self.store).num_steps if (self.store / "zarr.json").exists() else 0
+        from .collector import stored_agent_steps
+
+        # The collector opened (and trimmed) the store before this call: resume from its committed
+        # agent steps (each episode's reset step is stored but is no step taken).
+        if (self.store / "zarr.json").exists():
+            store = ExperienceStore(self.store)
+            self.steps = stored_agent_steps(store.num_steps, store.num_episodes)
+        else:
+            self.steps = 0
         self._report()
         deadline = time.monotonic() + self.wait_timeout
         while not self._reload():
@@ -142,6 +149,13 @@ class FollowingPolicy(AgentPolicy):
         self._version = version
         self.updates_seen = int(payload["updates"])
         return True
+
+    def report_finished(self, agent_steps: int) -> None:
+        """The final count, once the collector has reached its target: the store's agent steps
+        (every step taken, unless a SIGKILLed run before this one lost its unfinished episodes)."""
+        self.steps = int(agent_steps)
+        self.link.write_collector(self.shard, self.steps, self.target_steps, finished=True)
+        self._reported = self.steps
 
     def _report(self) -> None:
         self.link.write_collector(self.shard, self.steps, self.target_steps)

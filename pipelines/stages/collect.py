@@ -78,8 +78,8 @@ def load_policy(spec: str, mode: str, device: str):
 @click.option("--store", "store", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="The zarr store to create, or to resume if it exists (e.g. results/datasets/pong/random.zarr).")
 @click.option("--steps", required=True, type=click.IntRange(min=1, max=MAX_STEPS),
-              help="Target number of committed agent steps in the store, counting steps already there "
-              "(one agent step = 4 frames).")
+              help="Target number of agent steps (actions; one = 4 frames on Atari) in the store, counting "
+              "steps already there. Reached exactly when the steps still to take are a multiple of --envs.")
 @click.option("--envs", default=1, show_default=True, type=click.IntRange(min=1, max=MAX_ENVS),
               help="Environments stepped together (ale-py's C++ vector env).")
 @click.option("--threads", default=None, type=click.IntRange(min=1, max=MAX_THREADS),
@@ -127,11 +127,13 @@ def collect_command(game, store, steps, envs, threads, seed, policy_spec, policy
                     marker, break_lock, progress):
     """Play GAME with a policy and store whole episodes in a zarr experience store.
 
-    Runs until the store holds at least --steps committed agent steps. Only whole episodes are
-    stored: episodes still running when the target is reached are dropped. Rerunning the same
-    command on an existing store resumes it (a killed run loses at most its unfinished episodes);
+    Runs until the store holds at least --steps agent steps (actions; each episode's reset step is
+    stored besides them). Every step taken is stored: the episodes still running at the target are
+    committed as truncated (is_last without is_terminal, as at a time limit). Rerunning the same
+    command on an existing store resumes it (a SIGKILLed run loses at most its unfinished episodes);
     the environment settings, policy and seed must then be the same. SIGINT (Ctrl-C) or SIGTERM
-    stop cleanly after the current step, keep every finished episode, and exit with 130 / 143.
+    stop cleanly after the current step, commit the episodes still running as truncated, and exit
+    with 130 / 143.
 
     Defaults are the paper's Atari protocol: sticky actions 0.25, action repeat 4 with a max-pool
     over the last two frames, up to 30 no-op starts, 64x64 grayscale images, a 27,000-step time
@@ -187,18 +189,20 @@ def collect_command(game, store, steps, envs, threads, seed, policy_spec, policy
 
     if result.stopped_by:
         click.echo(
-            f"{store}: stopped by {result.stopped_by} with {result.committed_steps}/{steps} steps in "
-            f"{result.committed_episodes} episodes committed ({result.discarded_steps} steps of unfinished "
-            "episodes dropped). Rerun the same command to resume.", err=True,
+            f"{store}: stopped by {result.stopped_by} with {result.agent_steps}/{steps} agent steps in "
+            f"{result.committed_episodes} episodes committed (the {result.cut_episodes} still running committed as "
+            "truncated). Rerun the same command to resume.", err=True,
         )
         sys.exit(SIGNAL_EXIT_CODES.get(result.stopped_by, 1))
+    if follow is not None:
+        policy.report_finished(result.agent_steps)  # the exact count, for the learner and the run's record
     if marker is not None:
         from ..dataset_refs import write_store_marker
 
         write_store_marker(marker, store, name=Path(store).stem)
     rate = result.env_steps / result.loop_seconds if result.loop_seconds and result.env_steps else 0.0
     click.echo(
-        f"{store}: {result.committed_steps} steps in {result.committed_episodes} episodes "
-        f"(+{result.new_steps} steps, +{result.new_episodes} episodes this run, {rate:.0f} agent steps/s; "
-        f"{result.discarded_steps} steps of unfinished episodes dropped)"
+        f"{store}: {result.agent_steps} agent steps in {result.committed_episodes} episodes "
+        f"(+{result.env_steps} agent steps, +{result.new_episodes} episodes this run, {rate:.0f} agent steps/s; "
+        f"{result.cut_episodes} episodes still running at the target committed as truncated)"
     )

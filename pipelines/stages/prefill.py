@@ -56,11 +56,11 @@ def prefill_command(config_path, game, store, marker, steps, envs, seed, break_l
     result = collect(store, game, steps, num_envs=envs, seed=seed, env_config=env_config, policy=None,
                      break_lock=break_lock)
     if not result.complete:
-        click.echo(f"prefill of {store} stopped by {result.stopped_by} at {result.committed_steps}/{steps} steps; "
+        click.echo(f"prefill of {store} stopped by {result.stopped_by} at {result.agent_steps}/{steps} steps; "
                    "rerun to resume", err=True)
         sys.exit(1)
     settings = store.with_suffix(".config.yaml")  # the configuration that built the shared store
     if not settings.exists():
         atomic_write_text(settings, dump_config(cfg))
     write_store_marker(marker, store, name=store.stem)
-    click.echo(f"{store}: {result.committed_steps} steps, {result.committed_episodes} episodes")
+    click.echo(f"{store}: {result.agent_steps} agent steps, {result.committed_episodes} episodes")

@@ -3,7 +3,9 @@
 The online stage replaces iteration k's `collect` and `train_world_model` stages (`loop.online`).
 The learner (this process) starts from iteration k-1's agent, publishes its actor, and starts one
 `dreamer-pipeline collect --follow` process per shard. The collectors write whole episodes to the
-iteration's stores under the usual commit protocol; each store keeps exactly one writer. The
+iteration's stores under the usual commit protocol; each store keeps exactly one writer. Each
+collector takes exactly its planned share of the iteration's steps and commits the episodes still
+running then as truncated, so the frames the stage reports are the frames played. The
 learner samples the replay (earlier iterations, the prefill, shared datasets, and whatever the
 collectors have committed so far, re-read every `REFRESH_SECONDS`) and trains the paper's
 interleaved step (world model, actor, critic) on every batch. Both sides hold the replay ratio
@@ -115,7 +117,7 @@ class OnlineLearner:
                     job.process.kill()
 
     def wait_for_collectors(self) -> None:
-        """After the last update: let the collectors finish their episodes, then check them."""
+        """After the last update: let the collectors reach their targets, then check them."""
         self.link.write_learner(self.target_updates, self.target_updates, finished=True)
         for job in self.jobs:
             if job.process is not None:

@@ -331,8 +331,11 @@ def log_new_experience(logger: MetricsLogger, sources: Sequence[str], iteration:
                 continue
             index = store.episodes()
             reward = store.read("reward")
-            returns += [float(reward[s:s + n].sum()) for s, n in zip(index.starts, index.lengths)]
-            lengths += [int(n) for n in index.lengths]
+            # episodes the collector cut at its target are not whole games: their returns would bias these
+            cut = {k for run in store.attrs.get("runs", []) for k in run.get("cut_episodes", [])}
+            finished = [(s, n) for k, (s, n) in enumerate(zip(index.starts, index.lengths)) if k not in cut]
+            returns += [float(reward[s:s + n].sum()) for s, n in finished]
+            lengths += [int(n) for _, n in finished]
     if returns:
         logger.log({"env/return_mean": float(np.mean(returns)), "env/return_max": float(np.max(returns)),
                     "env/length_mean": float(np.mean(lengths)), "env/episodes": len(returns)},

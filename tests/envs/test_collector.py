@@ -32,8 +32,13 @@ def read_all(path) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def breakout_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("collect") / "breakout.zarr"
-    result = collect(path, "breakout", 450, num_envs=2, seed=3, env_config=DETERMINISTIC, progress=False)
+    result = collect(path, "breakout", 600, num_envs=2, seed=3, env_config=DETERMINISTIC, progress=False)
     return path, result
+
+
+def cut_episodes(path) -> list[int]:
+    """Indices of the episodes the collector committed as truncated because it stopped."""
+    return [k for run in ExperienceStore(path).attrs["runs"] for k in run.get("cut_episodes", [])]
 
 
 def test_store_alignment_and_counts(breakout_store):
@@ -41,20 +46,27 @@ def test_store_alignment_and_counts(breakout_store):
     store = ExperienceStore(path)
     data = read_all(path)
     index = store.episodes()
-    assert store.num_steps == result.committed_steps == int(index.lengths.sum()) >= 450
+    assert store.num_steps == result.committed_steps == int(index.lengths.sum())
     assert store.num_episodes == result.new_episodes == len(index) >= 3
     assert result.complete and result.stopped_by is None
-    assert result.lengths == index.lengths.tolist() and result.discarded_steps > 0
-    for start, length in zip(index.starts, index.lengths):
-        episode = {k: v[start : start + length] for k, v in data.items()}
+    # every step taken is stored, and the target is met exactly (600 agent steps = 300 vector steps of 2 envs);
+    # an agent step is a stored step that is not an episode's reset step
+    assert result.env_steps == result.agent_steps == int((~data["is_first"]).sum()) == 600
+    assert result.discarded_steps == 0
+    cut = cut_episodes(path)
+    assert len(cut) == result.cut_episodes == 2  # both environments were mid-episode at the stop
+    assert result.lengths == [int(n) for k, n in enumerate(index.lengths) if k not in cut]
+    for k, (start, length) in enumerate(zip(index.starts, index.lengths)):
+        episode = {key: v[start : start + length] for key, v in data.items()}
         assert episode["is_first"][0] and not episode["is_first"][1:].any()
         assert episode["is_last"][-1] and not episode["is_last"][:-1].any()
         assert not episode["is_terminal"][:-1].any()
         assert episode["action"][0] == 0 and episode["reward"][0] == 0.0
-        # a time limit of 150 agent steps: 1 reset step + 150 transitions, truncated, not terminal
+        # a time limit of 150 agent steps: 1 reset step + 150 transitions, truncated, not terminal;
+        # an episode cut at the target is truncated too
         assert length <= 151
-        assert episode["is_terminal"][-1] == (length < 151)
-    assert data["is_terminal"].any() and (index.lengths == 151).any(), "want both endings in this store"
+        assert episode["is_terminal"][-1] == (length < 151 and k not in cut)
+    assert data["is_terminal"].any() and (index.lengths == 151).any(), "want every ending in this store"
 
 
 def test_stored_episodes_replay_exactly(breakout_store):
@@ -64,14 +76,14 @@ def test_stored_episodes_replay_exactly(breakout_store):
     path, _ = breakout_store
     store, data = ExperienceStore(path), read_all(path)
     with VectorAtari("breakout", 1, DETERMINISTIC) as env:
-        index = store.episodes()
-        for start, length in zip(index.starts, index.lengths):
+        index, cut = store.episodes(), cut_episodes(path)
+        for k, (start, length) in enumerate(zip(index.starts, index.lengths)):
             image = env.reset(np.array([0]))
             np.testing.assert_array_equal(image[0], data["image"][start])
             for t in range(start + 1, start + length):
                 step = env.step(np.array([data["action"][t]], np.int64))
                 ended = step.terminated[0] or step.truncated[0]
-                assert ended == (t == start + length - 1)
+                assert ended == (t == start + length - 1 and k not in cut)  # a cut episode had not ended
                 np.testing.assert_array_equal(step.last_image[0] if ended else step.image[0], data["image"][t])
                 assert step.reward[0] == data["reward"][t]
             assert bool(step.terminated[0]) == bool(data["is_terminal"][start + length - 1])
@@ -89,8 +101,9 @@ def test_provenance_attributes(breakout_store):
     assert attrs["policy"] == {"kind": "random"} and attrs["seed"] == 3
     assert attrs["writer_id"] and attrs["created"] and attrs["reward_free"] is False
     (run,) = attrs["runs"]
-    assert run["resume_index"] == 0 and run["num_envs"] == 2 and run["target_steps"] == 450
+    assert run["resume_index"] == 0 and run["num_envs"] == 2 and run["target_steps"] == 600
     assert run["steps_before"] == 0 and run["steps_after"] == attrs["committed_steps"]
+    assert run["agent_steps_before"] == 0 and run["agent_steps_after"] == run["env_steps"] == 600
 
 
 def test_determinism_given_seed_with_paper_settings(tmp_path):
@@ -290,7 +303,7 @@ class InterruptingPolicy(RandomPolicy):
         return super().act(image, is_first, state)
 
 
-def test_sigint_commits_finished_episodes_and_stops(tmp_path):
+def test_sigint_commits_every_step_taken_and_stops(tmp_path):
     handler_before = signal.getsignal(signal.SIGINT)  # SIG_IGN when the suite runs in the background
     config = EnvConfig(max_episode_steps=20)
     policy = InterruptingPolicy(4, after=70)  # 3 episodes of 21 steps finish before the signal
@@ -298,7 +311,10 @@ def test_sigint_commits_finished_episodes_and_stops(tmp_path):
                      commit_steps=10**9, commit_seconds=1e9, progress=False)  # nothing committed before the stop
     assert result.stopped_by == "SIGINT" and policy.calls == 70  # stopped right after that vector step
     store = ExperienceStore(result.path)
-    assert store.num_episodes == result.new_episodes == 3 and store.num_steps == 63
-    assert result.discarded_steps == 1 + 70 - 3 * 20 and not result.complete  # the reset step + 10 transitions
+    # 3 finished episodes of 21 steps, and the one running at the signal (its reset step and 10
+    # transitions) committed as truncated: all 70 steps taken are stored
+    assert store.num_episodes == result.new_episodes == 4 and store.num_steps == 63 + 11
+    assert result.cut_episodes == 1 and result.lengths == [21, 21, 21] and not store.read("is_terminal")[-1]
+    assert result.env_steps == result.agent_steps == 70 and result.discarded_steps == 0 and not result.complete
     assert all(type(r) is float for r in result.returns)
     assert signal.getsignal(signal.SIGINT) is handler_before  # handlers restored

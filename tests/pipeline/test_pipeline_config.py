@@ -71,6 +71,23 @@ def test_split_steps_and_offline_schedule():
     assert [it.collect_steps for it in iterations] == [0, 0, 0] and iterations[0].updates == 10
 
 
+def test_planned_steps_are_whole_vector_steps():
+    """A collector steps its environments together and stops at its target (pipelines/acting/collector.py),
+    so the plan gives every collector a multiple of its environments: planned steps are taken steps."""
+    assert split_steps(2500, 1, 4) == (2500,) and split_steps(2500, 3, 4) == (836, 832, 832)
+    assert split_steps(10, 3, 4) == (4, 4, 4) and split_steps(3, 2, 4) == (4,)
+    cfg = config_from_mapping({"frames_budget": 4 * 1000, "steps_per_iteration": 301, "collectors": 2,
+                               "collect": {"envs": 3}, "prefill": {"steps": 101, "envs": 4, "updates": 1}})
+    iterations = plan(cfg)
+    assert iterations[0].steps_after == 104  # 26 vector steps of 4 environments
+    for previous, iteration in zip(iterations, iterations[1:]):
+        assert all(steps % 3 == 0 for steps in iteration.shard_steps)
+        assert iteration.collect_steps == sum(iteration.shard_steps) == iteration.steps_after - iteration.steps_before
+        assert iteration.steps_before == previous.steps_after
+    assert [it.collect_steps for it in iterations[1:]] == [303, 303, 291]
+    assert iterations[-1].steps_after == 1001  # the budget, rounded up to whole vector steps
+
+
 def test_layout_paths_and_wildcard_patterns():
     layout = RunLayout("results")
     assert layout.shard_marker("pong", "default", 0, 3, 1) == "results/runs/pong/default/seed0/iter0003/experience/shard1.json"
