@@ -57,8 +57,8 @@ from .minari_spec import (
 )
 from ..durable import fsync_all, staged_directory
 from .hdf5_reading import (  # noqa: F401  (HDF5Error, safe_name, read_minari_metadata: public here too)
-    METADATA_FILE, MINARI_FILE, HDF5Error, check_stores, episode_names, locate_file, read_episode, read_metadata,
-    read_minari_metadata, read_provenance, safe_name,
+    METADATA_FILE, MINARI_FILE, HDF5Error, check_stores, contained, episode_names, locate_file, read_episode,
+    read_metadata, read_minari_metadata, read_provenance, safe_name,
 )
 from ..store import ATTRS_KEY, EpisodeError, StoreWriter
 
@@ -237,8 +237,9 @@ def import_minari(
                     pending: list[tuple[str, dict]] = []
                     conversions: list[str] = []
                     for episode_name in names[first : first + count]:
-                        episode, steps = read_episode(file_path, file[episode_name], episode_name, reward_free, jpeg,
-                                                       convert, store_meta["schema"])
+                        group = _episode_group(file_path, file, episode_name)
+                        episode, steps = read_episode(file_path, group, episode_name, reward_free, jpeg, convert,
+                                                      store_meta["schema"])
                         conversions = conversions or steps
                         pending.append((episode_name, episode))
                         if (sum(len(e["is_first"]) for _, e in pending) >= IMPORT_COMMIT_STEPS
@@ -255,6 +256,13 @@ def import_minari(
 
 
 # -- internals ---------------------------------------------------------------------------------------
+
+
+def _episode_group(file_path: Path, file: Any, name: str) -> Any:
+    try:
+        return contained(file_path, file, name, str(file_path), kind="group")
+    except KeyError:  # listed a moment ago: the file changed under us
+        raise HDF5Error(f"{file_path}: {name} vanished while reading") from None
 
 
 def _commit(writer: StoreWriter, file_path: Path, episodes: list[tuple[str, dict]]) -> None:
