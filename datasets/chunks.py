@@ -9,7 +9,8 @@ the decodes.
 
 The fast path applies only when the array is exactly what `StoreWriter` writes (local directory,
 regular chunks along time only, codecs `bytes` + `zstd` (+ `crc32c`), default chunk key encoding);
-anything else falls back to zarr's own reads, which are slower but always correct.
+anything else falls back to zarr's own reads, which are slower. `ExperienceStore` opens only arrays
+laid out exactly so (schema.check_array_metadata): an edited layout is refused, never read as zeros.
 
 Integrity: a chunk inside the array's length must exist (`StoreWriter` writes every chunk, also
 one that holds only zeros), so a missing file is a `StoreError` naming the store, the array and the
