@@ -74,3 +74,18 @@ def test_a_manifest_that_is_not_a_small_file_is_one_error(tmp_path, kind):
         problem = "is over 1 MiB"
     with pytest.raises(DatasetError, match=f"manifest {manifest}: {problem}"):
         resolve_stores(manifest)
+
+
+@pytest.mark.parametrize("scheduler", ["banana", "http://host:80"])
+def test_a_scheduler_that_is_no_address_is_one_error_at_once(tmp_path, scheduler):
+    """`stats --scheduler banana` was a traceback, then a 60 s hang at exit closing the half-made client."""
+    store = make_store(tmp_path / "s.zarr", [10])
+    command = [sys.executable, "-m", "dreamer_pipeline.pipelines.cli", "stats", str(store), "--scheduler", scheduler,
+               "--no-progress"]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("stats hung")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert line.startswith(f"error: dask scheduler {scheduler!r} is neither threads"), line
