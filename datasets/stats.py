@@ -80,8 +80,8 @@ class StoreArray:
         return values[(slice(None), *index[1:])]
 
 LOCAL_SCHEDULERS = ("threads", "synchronous", "sync", "processes")
-# A dask.distributed address: [protocol://]host:port (or inproc://, a cluster in this process). Anything else made `distributed.Client` fail
-# with a traceback, then hang 60 s at exit closing the half-made client.
+# A dask.distributed address: [protocol://]host:port (or inproc://, a cluster in this process).
+# Anything else made `distributed.Client` fail with a traceback, then hang 60 s at exit closing the half-made client.
 _SCHEDULER_ADDRESS = re.compile(r"((tcp|tls|ucx|ws|wss)://)?[A-Za-z0-9._\-]+:[0-9]{1,5}|"
                                 r"((tcp|tls|ucx|ws|wss)://)?\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}|inproc://[^\s]+")
 PERCENTILES = (5, 25, 75, 95)
