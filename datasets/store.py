@@ -21,6 +21,7 @@ ends on an episode boundary with counters that agree with the flags. Each proble
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 import shutil
@@ -52,7 +53,16 @@ DEFAULT_ZSTD_LEVEL = 3
 # of disk for scalars alone at 64-step chunks, against about 40 B/step of random-policy images).
 # Readers load them in long contiguous runs anyway.
 SCALAR_CHUNK_STEPS = 8192
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # disk full, quota, file size limit
 MAX_ARRAY_METADATA_BYTES = 1 << 16  # the writer's are about 600 bytes
+
+
+class StoreFullError(StoreError):
+    """A commit failed for want of space (disk full, quota, file size limit); nothing committed was lost."""
+
+    def __init__(self, path: str | os.PathLike, problem: str, cause: OSError):
+        super().__init__(path, problem)
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -476,11 +486,15 @@ class StoreWriter:
             committed = {**self.meta, "committed_steps": start + sum(lengths),
                          "committed_episodes": self.committed_episodes + len(lengths)}
             self._write_record(committed, files, directories)  # chunks, metadata, then the commit point
-        except BaseException:
+        except BaseException as error:
             for appender in (self._appenders or {}).values():
                 if appender is not None:
                     appender.discard_staged()
             self._appenders = None  # start over from the committed counter on the next call
+            if isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS:
+                raise StoreFullError(self.path, f"cannot commit {sum(lengths)} more steps: {error.strerror} (writing "
+                                                f"{error.filename}); the {self.committed_steps} committed steps are "
+                                                "intact: free space and rerun to resume", error) from None
             raise
 
     def update_attrs(self, **values: Any) -> None:

@@ -337,6 +337,7 @@ class _Committer:
         self.returns: list[float] = []
         self.steps = 0
         self.last = time.monotonic()
+        self.failed = False
 
     @property
     def collected_steps(self) -> int:
@@ -355,7 +356,9 @@ class _Committer:
 
     def commit(self) -> None:
         if self.episodes:
+            self.failed = True  # until it returns: a failed commit is not retried (disk full twice)
             self.writer.append_episodes(self.episodes)
+            self.failed = False
             self.result.new_steps += self.steps
             self.result.new_episodes += len(self.episodes)
             self.result.returns.extend(self.returns)
@@ -426,7 +429,8 @@ def _run(
                 pending.commit()
         pending.commit()  # the target is reached, or a signal asked to stop: keep every whole episode
     except Exception:
-        pending.commit()  # whole episodes are valid whatever failed (the policy, the emulator)
+        if not pending.failed:
+            pending.commit()  # whole episodes are valid whatever failed (the policy, the emulator)
         raise
     finally:
         result.loop_seconds = time.perf_counter() - loop_start
