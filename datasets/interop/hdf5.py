@@ -95,6 +95,9 @@ def export_minari(
     if compression not in ("gzip", "lzf"):
         raise HDF5Error(f"compression must be 'gzip' or 'lzf' (lossless), got {compression!r}")
     final_dir = Path(out_dir) / "data"
+    for store in data.stores:  # inside a store it would be a foreign member of the store
+        if final_dir.resolve().is_relative_to(store.path.resolve()):
+            raise HDF5Error(f"{out_dir}: lies inside the exported store {store.path}; export to a folder outside it")
     if final_dir.exists() and (not final_dir.is_dir() or any(final_dir.iterdir())):
         raise HDF5Error(f"{final_dir}: already exists (a Minari dataset?); choose an empty OUT_DIR")
     dataset_id = dataset_id or _default_id(data)

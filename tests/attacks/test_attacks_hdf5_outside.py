@@ -119,3 +119,14 @@ def test_an_episode_declaring_two_million_frames_is_refused_before_reading(tmp_p
     with pytest.raises(HDF5Error, match=r"episode_0: observations declares shape \(2000000, 64, 64\)"):
         import_minari(exported, tmp_path / "back.zarr", progress=False)
     assert not (tmp_path / "back.zarr").exists()
+
+
+@pytest.mark.parametrize("inside", [".", "sub/folder", "image"])
+def test_an_export_into_its_own_input_store_is_refused(tmp_path, inside):
+    """Low: `export-hdf5 s.zarr s.zarr` wrote the export into the store it read."""
+    store = make_store(tmp_path / "s.zarr", [FRAMES, 9])
+    before = sorted(p.relative_to(store) for p in store.rglob("*"))
+    result = CliRunner().invoke(main, ["export-hdf5", str(store), str(store / inside), "--no-progress"])
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1 and f"lies inside the exported store {store}" in errors[0]
+    assert sorted(p.relative_to(store) for p in store.rglob("*")) == before
