@@ -92,12 +92,19 @@ class ChunkReader:
             return f"{self.name}/c/{index}{self._suffix}"
         return f"{self._prefix}{index}{self._suffix}"
 
-    def missing_chunks(self, stop: int) -> list[int]:
-        """Chunks holding steps [0, stop) whose files do not exist (fast layout only; else [])."""
+    def missing_chunks(self, stop: int, limit: int = 1000) -> list[int]:
+        """Chunks holding steps [0, stop) whose files do not exist (fast layout only; else []), at
+        most `limit` of them: counters edited to 1e12 steps must not make opening a store list
+        15 billion missing chunks."""
         if self._directory is None:
             return []
-        isfile = os.path.isfile
-        return [i for i in range(-(-int(stop) // self.chunk_steps)) if not isfile(f"{self._prefix}{i}{self._suffix}")]
+        isfile, missing = os.path.isfile, []
+        for i in range(-(-int(stop) // self.chunk_steps)):
+            if not isfile(f"{self._prefix}{i}{self._suffix}"):
+                missing.append(i)
+                if len(missing) >= limit:
+                    break
+        return missing
 
     def read_into(self, index: int, out: np.ndarray) -> None:
         self.reads += 1

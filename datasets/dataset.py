@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Sequence, Union
 
 import numpy as np
 
+from .durable import replace_files
 from .schema import ActionSpec
 from .store import IMAGE_SHAPE, ExperienceStore, StoreError
 
@@ -273,11 +274,12 @@ def write_manifest(path: str | os.PathLike, stores: Iterable[str | os.PathLike],
     content: dict[str, Any] = ({"name": name} if name else {}) | {"stores": entries}
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".json":
-        path.write_text(json.dumps(content, indent=2) + "\n")
+        text = json.dumps(content, indent=2) + "\n"
     else:
         import yaml
 
-        path.write_text(yaml.safe_dump(content, sort_keys=False))
+        text = yaml.safe_dump(content, sort_keys=False)
+    replace_files([], (path, text.encode()))  # whole or not at all, never written through a link at `path`
     return path
 
 

@@ -212,7 +212,8 @@ class ExperienceStore:
         for key, reader in self.readers.items():
             missing = reader.missing_chunks(self.num_steps)
             if missing:
-                more = f" ({len(missing)} of the committed range are missing)" if len(missing) > 1 else ""
+                more = f" ({len(missing)}{' or more' if len(missing) >= 1000 else ''} of the committed range are " \
+                    "missing)" if len(missing) > 1 else ""
                 raise reader.error(missing[0], f"is missing (no file {reader.chunk_path(missing[0])}){more}")
         self._episodes: EpisodeIndex | None = None
 

@@ -30,6 +30,7 @@ EPISODE_DATASETS = ("observations", "actions", "rewards", "terminations", "trunc
 # 2.7 GB even as 210x160 RGB screens), far below what would exhaust this machine.
 MAX_EPISODE_FRAMES = 1 << 20
 MAX_EPISODE_BYTES = 4 << 30
+MAX_METADATA_BYTES = 16 << 20
 
 
 class HDF5Error(ValueError):
@@ -67,7 +68,11 @@ def read_metadata(file_path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        metadata = json.loads(path.read_text())
+        with open(path, "rb") as file:
+            text = file.read(MAX_METADATA_BYTES + 1)
+        if len(text) > MAX_METADATA_BYTES:
+            raise HDF5Error(f"{path}: is over {MAX_METADATA_BYTES >> 20} MiB; Minari's metadata is a few kB")
+        metadata = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise HDF5Error(f"{path}: not valid JSON ({error})") from None
     if not isinstance(metadata, dict):

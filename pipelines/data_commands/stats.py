@@ -48,6 +48,8 @@ def stats_command(datasets, scheduler, json_path, recent_steps, block_steps, pro
     from dreamer_pipeline.datasets.dataset import Replay, open_dataset
     from dreamer_pipeline.datasets.stats import SchedulerError, dataset_stats, format_stats
 
+    from ..atomic import atomic_write_text
+
     data = Replay(list(datasets), recent_steps) if recent_steps is not None else open_dataset(*datasets)
     try:
         stats = dataset_stats(data, scheduler=scheduler, block_steps=block_steps,
@@ -62,6 +64,5 @@ def stats_command(datasets, scheduler, json_path, recent_steps, block_steps, pro
         return
     click.echo(format_stats(stats))
     if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(text + "\n")
+        atomic_write_text(json_path, text + "\n")  # never through a link planted at PATH
         click.echo(f"\nwrote {json_path}")

@@ -130,3 +130,9 @@ def test_an_export_into_its_own_input_store_is_refused(tmp_path, inside):
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert result.exit_code == 2 and len(errors) == 1 and f"lies inside the exported store {store}" in errors[0]
     assert sorted(p.relative_to(store) for p in store.rglob("*")) == before
+
+
+def test_a_huge_metadata_json_is_refused_unread(tmp_path, exported):
+    (exported.parent / "metadata.json").write_bytes(b"{" + b" " * (17 << 20) + b"}")
+    with pytest.raises(HDF5Error, match="metadata.json: is over 16 MiB"):
+        import_minari(exported, tmp_path / "back.zarr", progress=False)

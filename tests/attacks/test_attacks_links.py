@@ -1,5 +1,6 @@
 """Attacks through links planted in a shared datasets folder (issue 16): a `writer.lock` that is a
-symbolic link, a hard link or a FIFO, and `--break-lock` on a record naming a live process here.
+symbolic link, a hard link or a FIFO, `--break-lock` on a record naming a live process here, and
+links where other files we write go (a chunk folder, a manifest, `stats --json`).
 
 Whoever can write into a store's folder must not make the next writer (maybe root) write a file
 of their choosing: each ends in one `StoreError` naming the store and the lock, nothing written.
@@ -14,11 +15,13 @@ import subprocess
 import sys
 import warnings
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
-from factories import make_store, provenance
+from factories import make_store, provenance, synthetic_episode
 
 from dreamer_pipeline.datasets import store_lock
+from dreamer_pipeline.datasets.dataset import open_dataset, write_manifest
 from dreamer_pipeline.datasets.store import ExperienceStore, StoreError, StoreWriter
 from dreamer_pipeline.datasets.store_lock import LOCK_NAME, StaleLockWarning, StoreLockedError
 from dreamer_pipeline.pipelines.cli import main
@@ -144,3 +147,38 @@ def test_a_live_writer_keeps_its_lock_against_break_lock(tmp_path):
             warnings.simplefilter("error")
             with pytest.raises(StoreLockedError, match="is being written by another writer"):
                 StoreWriter.open(store, provenance(), break_lock=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Other files we write: never through a link planted at their path
+
+
+def test_a_linked_chunk_folder_is_never_written_through(tmp_path):
+    """A link planted where the next chunk's folder goes (`image/c/1 -> elsewhere`) made the
+    commit create and replace the chunk file outside the store."""
+    outside = tmp_path / "outside"
+    (outside / "0/0").mkdir(parents=True)
+    (outside / "0/0/0").write_text(VICTIM_TEXT)
+    store = make_store(tmp_path / "s.zarr", [10], chunk_steps=16)
+    (store / "image/c/1").symlink_to(outside)
+    writer = StoreWriter.open(store, provenance(), fsync=False)
+    episode = synthetic_episode(np.random.default_rng(0), 20, 10, terminal=True, reward_free=False, num_actions=6)
+    with pytest.raises(StoreError, match=f"array folder {store / 'image/c/1'} is a symbolic link; refusing"):
+        writer.append_episode(episode)
+    writer.close()
+    assert (outside / "0/0/0").read_text() == VICTIM_TEXT and sorted(p.name for p in outside.rglob("*")) == ["0", "0", "0"]
+    assert ExperienceStore(store).num_steps == 10
+
+
+def test_manifests_and_stats_json_replace_a_planted_link_instead_of_writing_through_it(tmp_path):
+    target = victim(tmp_path)
+    store = make_store(tmp_path / "s.zarr", [10])
+    manifest, stats = tmp_path / "m.yaml", tmp_path / "stats.json"
+    manifest.symlink_to(target)
+    stats.symlink_to(target)
+    write_manifest(manifest, [store])
+    result = CliRunner().invoke(main, ["stats", str(store), "--json", str(stats), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert target.read_text() == VICTIM_TEXT
+    assert not manifest.is_symlink() and not stats.is_symlink() and json.loads(stats.read_text())["steps"] == 10
+    assert open_dataset(manifest).stores[0].path.resolve() == store

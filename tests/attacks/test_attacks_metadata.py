@@ -130,3 +130,16 @@ def test_resume_trims_a_long_uncommitted_tail_without_enumerating_it(tmp_path):
                                                 num_actions=6))
     store = ExperienceStore(path)
     assert store.num_steps == 57 and store.arrays["image"].shape[0] == 57 and verify_store(path).ok
+
+
+def test_counters_and_lengths_edited_to_a_trillion_steps_are_one_error_at_once(tmp_path):
+    """Opening checked every chunk file of the committed range: counters and lengths edited to 1e12
+    steps (allowed lengths) made it list 15 billion missing chunks (memory, hours)."""
+    path = make_store(tmp_path / "s.zarr", [20, 30], chunk_steps=16)
+    for key in ("image", "action", "reward", "is_first", "is_last", "is_terminal"):
+        edit(path, key, length(10**12))
+    group = json.loads((path / "zarr.json").read_text())
+    group["attributes"]["dreamer_pipeline"].update(committed_steps=10**12)
+    (path / "zarr.json").write_text(json.dumps(group))
+    with pytest.raises(StoreError, match=r"array 'image' chunk 4 .* is missing .*\(1000 or more of the committed"):
+        ExperienceStore(path)
