@@ -21,6 +21,8 @@ committed prefix, and only from a file that was fsynced before it replaced the o
 from __future__ import annotations
 
 import json
+import os
+import stat
 import struct
 from pathlib import Path
 
@@ -31,6 +33,7 @@ import zarr
 
 from .chunks import ChunkReader, has_checksum
 from .durable import make_directories
+from .store_error import StoreError
 
 
 class ChunkAppender:
@@ -49,6 +52,7 @@ class ChunkAppender:
         self.codec = numcodecs.Zstd(level=int(zstd["level"]), checksum=bool(zstd.get("checksum", False)))
         self.checksummed = has_checksum(array)
         self.fill_value = array.metadata.fill_value
+        self.store_path = str(store_path if store_path is not None else directory.parent)
         self.length = int(length)
         self.published = int(length)
         self.staged: dict[Path, bytes] = {}
@@ -97,12 +101,31 @@ class ChunkAppender:
         self.staged, self.changed_directories = {}, []
         return files, directories
 
+    def _check_real_folders(self, folder: Path) -> None:
+        """Every folder from the array's own down to `folder` that exists is a real folder: a link
+        planted in a shared store (`image/c/7 -> /elsewhere`) would make the commit create and
+        replace chunk files there, outside the store."""
+        current = folder
+        while True:
+            try:
+                mode = os.lstat(current).st_mode
+            except FileNotFoundError:
+                mode = None  # created by make_directories
+            if mode is not None and not stat.S_ISDIR(mode):
+                kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a folder"
+                raise StoreError(self.store_path, f"array folder {current} is {kind}; refusing to write chunk files "
+                                                  "through it (check who put it there)")
+            if current == self.directory or current == current.parent:
+                return
+            current = current.parent
+
     def discard_staged(self) -> None:
         self.staged, self.changed_directories = {}, []
 
     def _write_chunk(self, index: int, chunk: np.ndarray) -> None:
         path = self._chunk_path_of(index)
         if path.parent not in self._made_directories:
+            self._check_real_folders(path.parent)
             self.changed_directories += make_directories(path.parent)
             self._made_directories.add(path.parent)
         data = self.codec.encode(np.ascontiguousarray(chunk))

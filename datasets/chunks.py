@@ -9,7 +9,8 @@ the decodes.
 
 The fast path applies only when the array is exactly what `StoreWriter` writes (local directory,
 regular chunks along time only, codecs `bytes` + `zstd` (+ `crc32c`), default chunk key encoding);
-anything else falls back to zarr's own reads, which are slower but always correct.
+anything else falls back to zarr's own reads, which are slower. `ExperienceStore` opens only arrays
+laid out exactly so (schema.check_array_metadata): an edited layout is refused, never read as zeros.
 
 Integrity: a chunk inside the array's length must exist (`StoreWriter` writes every chunk, also
 one that holds only zeros), so a missing file is a `StoreError` naming the store, the array and the
@@ -91,12 +92,19 @@ class ChunkReader:
             return f"{self.name}/c/{index}{self._suffix}"
         return f"{self._prefix}{index}{self._suffix}"
 
-    def missing_chunks(self, stop: int) -> list[int]:
-        """Chunks holding steps [0, stop) whose files do not exist (fast layout only; else [])."""
+    def missing_chunks(self, stop: int, limit: int = 1000) -> list[int]:
+        """Chunks holding steps [0, stop) whose files do not exist (fast layout only; else []), at
+        most `limit` of them: counters edited to 1e12 steps must not make opening a store list
+        15 billion missing chunks."""
         if self._directory is None:
             return []
-        isfile = os.path.isfile
-        return [i for i in range(-(-int(stop) // self.chunk_steps)) if not isfile(f"{self._prefix}{i}{self._suffix}")]
+        isfile, missing = os.path.isfile, []
+        for i in range(-(-int(stop) // self.chunk_steps)):
+            if not isfile(f"{self._prefix}{i}{self._suffix}"):
+                missing.append(i)
+                if len(missing) >= limit:
+                    break
+        return missing
 
     def read_into(self, index: int, out: np.ndarray) -> None:
         self.reads += 1

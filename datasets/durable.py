@@ -78,10 +78,32 @@ def fsync_all(paths: Iterable[str | os.PathLike]) -> None:
         future.result()  # re-raises the first OSError (e.g. EIO) in the caller
 
 
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def write_new_file(path: Path, data: bytes, mode: int = 0o666) -> None:
+    """Create `path` (it must not exist: never through a planted link) holding `data`.
+
+    A failed write (disk full, quota, file size limit) removes the half-written file and raises
+    the OSError with the file's name, so the command line prints it in one line.
+    """
+    fd = os.open(path, _CREATE_FLAGS, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except BaseException as error:
+        os.close(fd)
+        Path(path).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:
+            raise OSError(error.errno, error.strerror, str(path)) from None
+        raise
+    os.close(fd)
+
+
 def _write_temporary(path: Path, data: bytes) -> Path:
     temporary = temporary_name(path)
-    with open(temporary, "wb") as file:
-        file.write(data)
+    write_new_file(temporary, data)
     return temporary
 
 
@@ -97,9 +119,12 @@ def replace_files(
     `changed_directories` are extra directories whose entries changed since the last call (e.g.
     folders the caller created) and must be durable before `last` is replaced.
     """
-    temporaries = [(_write_temporary(path, data), path) for path, data in files]
-    last_temporary = _write_temporary(last[0], last[1]) if last is not None else None
+    temporaries: list[tuple[Path, Path]] = []
+    last_temporary = None
     try:
+        for path, data in files:
+            temporaries.append((_write_temporary(path, data), path))
+        last_temporary = _write_temporary(last[0], last[1]) if last is not None else None
         if fsync:
             fsync_all([t for t, _ in temporaries] + ([last_temporary] if last_temporary else []))
         directories = set(changed_directories)
@@ -146,7 +171,7 @@ def staged_directory(final: str | os.PathLike) -> Iterator[Path]:
             owner_file.unlink(missing_ok=True)
     staging = final.parent / f"{prefix}{uuid.uuid4().hex[:12]}"
     owner_file = staging.with_name(staging.name + OWNER_SUFFIX)  # beside it: the folder holds only the output
-    owner_file.write_text(json.dumps(holder_record()))
+    write_new_file(owner_file, json.dumps(holder_record()).encode())
     try:
         staging.mkdir()
         yield staging

@@ -318,3 +318,91 @@ def _checked(space: ActionSpec, image_shape: tuple[int, int, int], action_set: A
         if counted != space.n:
             raise SchemaError(f"action_space has n={space.n}, but the action_set lists {counted} actions")
     return StoreSchema(space, image_shape)
+
+
+# -- the arrays' zarr metadata -------------------------------------------------------------------------
+# Each array's `zarr.json` is untrusted too: zarr obeys whatever it says, so an edited chunk key
+# encoding made every reader see zeros, a chunk shape of 1e12 or 0 a MemoryError or a
+# ZeroDivisionError, and codecs reduced to `bytes` raw garbage. A store's arrays may only be what
+# `StoreWriter` writes (every store the tests write is opened through this check):
+ARRAY_METADATA_KEYS = {"zarr_format", "node_type", "shape", "data_type", "chunk_grid", "chunk_key_encoding",
+                       "fill_value", "codecs", "attributes", "dimension_names", "storage_transformers"}
+DEFAULT_CHUNK_KEY_ENCODING = {"name": "default", "configuration": {"separator": "/"}}
+MAX_CHUNK_STEPS = 1 << 16
+MAX_ARRAY_STEPS = 1 << 40  # far past any store (a trillion steps), far below an overflow
+ZSTD_LEVELS = (-131072, 22)
+
+
+class ArrayMetadataError(ValueError):
+    """An array's zarr.json that is not what the store writer writes: `field` names the entry."""
+
+    def __init__(self, field: str, problem: str, *, said: str | None = None):
+        self.field = field
+        super().__init__(said or f"metadata field {field!r} {problem}")
+
+
+def check_array_metadata(meta: Any, dtype: np.dtype, step_shape: tuple[int, ...]) -> int:
+    """Check one array's parsed zarr.json against the schema; return its chunk steps (the time
+    extent of a chunk). Raises ArrayMetadataError naming the field."""
+    if not isinstance(meta, dict):
+        raise ArrayMetadataError("(root)", f"is a {type(meta).__name__}, not an object")
+    unknown = sorted(str(key) for key in meta if key not in ARRAY_METADATA_KEYS)
+    if unknown:
+        raise ArrayMetadataError(unknown[0], "is not written by this store's writer (zarr extensions are refused)")
+    _expect(meta, "zarr_format", 3)
+    _expect(meta, "node_type", "array")
+    if meta.get("data_type") != np.dtype(dtype).name:
+        raise ArrayMetadataError("data_type", "", said=f"has dtype {str(meta.get('data_type'))[:40]}, expected {dtype}")
+    shape = meta.get("shape")
+    if isinstance(shape, list) and len(shape) >= 1 and all(_is_int(v) for v in shape) \
+            and tuple(shape[1:]) != tuple(step_shape):
+        raise ArrayMetadataError("shape", "", said=f"has step shape {tuple(shape[1:])}, expected {tuple(step_shape)}")
+    if not isinstance(shape, list) or len(shape) != 1 + len(step_shape) or not all(_is_int(v) for v in shape) \
+            or tuple(shape[1:]) != tuple(step_shape) or not 0 <= shape[0] <= MAX_ARRAY_STEPS:
+        raise ArrayMetadataError("shape", f"is {_short(shape)}; expected [steps, {', '.join(map(str, step_shape))}] "
+                                          f"with steps from 0 to {MAX_ARRAY_STEPS}".replace(", ]", "]"))
+    grid = meta.get("chunk_grid")
+    chunk_shape = grid.get("configuration", {}).get("chunk_shape") if isinstance(grid, dict) \
+        and isinstance(grid.get("configuration"), dict) else None
+    if not isinstance(grid, dict) or grid.get("name") != "regular" or set(grid) != {"name", "configuration"} \
+            or not isinstance(chunk_shape, list) or len(chunk_shape) != len(shape) \
+            or not all(_is_int(v) for v in chunk_shape) or tuple(chunk_shape[1:]) != tuple(step_shape) \
+            or not 1 <= chunk_shape[0] <= MAX_CHUNK_STEPS:
+        raise ArrayMetadataError("chunk_grid", f"is {_short(grid)}; expected a regular grid of chunks "
+                                               f"[1 to {MAX_CHUNK_STEPS} steps, whole steps]")
+    _expect(meta, "chunk_key_encoding", DEFAULT_CHUNK_KEY_ENCODING)
+    fill, boolean = meta.get("fill_value"), np.dtype(dtype) == np.bool_
+    if isinstance(fill, bool) != boolean or not isinstance(fill, (int, float)) or fill != 0:
+        raise ArrayMetadataError("fill_value", f"is {_short(fill)}; expected {'false' if boolean else 0}")
+    if meta.get("storage_transformers", []) != []:
+        raise ArrayMetadataError("storage_transformers", f"is {_short(meta['storage_transformers'])}; expected none")
+    _check_codecs(meta.get("codecs"), np.dtype(dtype))
+    return int(chunk_shape[0])
+
+
+def _expect(meta: Mapping[str, Any], field: str, value: Any) -> None:
+    if meta.get(field) != value or type(meta.get(field)) is not type(value):
+        raise ArrayMetadataError(field, f"is {_short(meta.get(field))}; expected {_short(value)}")
+
+
+def _check_codecs(codecs: Any, dtype: np.dtype) -> None:
+    """`bytes` (little-endian), `zstd` (a level, a checksum flag), and optionally `crc32c`."""
+    expected = "[bytes (little-endian), zstd, optionally crc32c]"
+    if not isinstance(codecs, list) or len(codecs) not in (2, 3) or not all(isinstance(c, dict) for c in codecs):
+        raise ArrayMetadataError("codecs", f"is {_short(codecs)}; expected {expected}")
+    names = [codec.get("name") for codec in codecs]
+    if names[:2] != ["bytes", "zstd"] or (len(names) == 3 and names[2] != "crc32c"):
+        raise ArrayMetadataError("codecs", f"are {names}; expected {expected}")
+    endian = codecs[0].get("configuration", {})
+    if set(codecs[0]) - {"name", "configuration"} or not isinstance(endian, dict) or set(endian) - {"endian"} \
+            or (dtype.itemsize > 1 and endian.get("endian") != "little") \
+            or endian.get("endian", "little") != "little":
+        raise ArrayMetadataError("codecs", f"bytes codec is {_short(codecs[0])}; expected little-endian")
+    zstd = codecs[1].get("configuration")
+    if set(codecs[1]) != {"name", "configuration"} or not isinstance(zstd, dict) \
+            or set(zstd) != {"level", "checksum"} or not _is_int(zstd["level"]) \
+            or not ZSTD_LEVELS[0] <= zstd["level"] <= ZSTD_LEVELS[1] or not isinstance(zstd["checksum"], bool):
+        raise ArrayMetadataError("codecs", f"zstd codec is {_short(codecs[1])}; expected a level from "
+                                           f"{ZSTD_LEVELS[0]} to {ZSTD_LEVELS[1]} and a checksum flag")
+    if len(codecs) == 3 and codecs[2] != {"name": "crc32c"}:
+        raise ArrayMetadataError("codecs", f"crc32c codec is {_short(codecs[2])}; expected no configuration")

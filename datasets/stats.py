@@ -27,6 +27,7 @@ scheduler ("tcp://host:8786"); a `distributed.Client` also works.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,18 @@ import numpy as np
 
 from .chunks import ChunkReader
 from .dataset import Dataset, open_dataset
+
+
+class SchedulerError(ValueError):
+    """A `scheduler` that is neither a local scheduler's name nor a dask.distributed address."""
+
+
+def check_scheduler(scheduler: Any) -> None:
+    if scheduler is None or not isinstance(scheduler, str) or scheduler in LOCAL_SCHEDULERS:
+        return
+    if not _SCHEDULER_ADDRESS.fullmatch(scheduler):
+        raise SchedulerError(f"dask scheduler {scheduler!r} is neither {', '.join(LOCAL_SCHEDULERS)} nor the address "
+                             "of a dask.distributed scheduler ([tcp://]host:port, e.g. tcp://10.0.0.5:8786)")
 
 
 class StoreArray:
@@ -67,6 +80,10 @@ class StoreArray:
         return values[(slice(None), *index[1:])]
 
 LOCAL_SCHEDULERS = ("threads", "synchronous", "sync", "processes")
+# A dask.distributed address: [protocol://]host:port (or inproc://, a cluster in this process).
+# Anything else made `distributed.Client` fail with a traceback, then hang 60 s at exit closing the half-made client.
+_SCHEDULER_ADDRESS = re.compile(r"((tcp|tls|ucx|ws|wss)://)?[A-Za-z0-9._\-]+:[0-9]{1,5}|"
+                                r"((tcp|tls|ucx|ws|wss)://)?\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}|inproc://[^\s]+")
 PERCENTILES = (5, 25, 75, 95)
 
 
@@ -74,6 +91,7 @@ def dataset_stats(
     data: Dataset | str | os.PathLike, *, scheduler: Any = None, block_steps: int = 2048, progress: bool = False
 ) -> dict[str, Any]:
     """Statistics of a dataset (see the module docstring). `block_steps` sets the dask chunk length."""
+    check_scheduler(scheduler)  # before any work
     import dask
     import dask.array as da
 

@@ -21,8 +21,10 @@ ends on an episode boundary with counters that agree with the flags. Each proble
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
+import shutil
 import uuid
 import weakref
 from dataclasses import dataclass
@@ -37,8 +39,9 @@ from .chunk_writer import ChunkAppender
 from .chunks import ChunkReader
 from .durable import fsync_all, replace_files
 from .schema import (  # noqa: F401  (the schema's public names, importable from here as before)
-    ATTRS_KEY, FLAG_KEYS, FORMAT_NAME, FORMAT_VERSION, IMAGE_SHAPE, READABLE_VERSIONS, ActionSpec, EpisodeError,
-    SchemaError, StoreSchema, schema_for_writer, schema_of, validate_episode,
+    ATTRS_KEY, FLAG_KEYS, FORMAT_NAME, FORMAT_VERSION, IMAGE_SHAPE, MAX_CHUNK_STEPS, READABLE_VERSIONS, ActionSpec,
+    ArrayMetadataError, EpisodeError, SchemaError, StoreSchema, check_array_metadata, schema_for_writer, schema_of,
+    validate_episode,
 )
 from .store_error import StoreError
 from .store_lock import LOCK_NAME, StoreLock
@@ -50,7 +53,16 @@ DEFAULT_ZSTD_LEVEL = 3
 # of disk for scalars alone at 64-step chunks, against about 40 B/step of random-policy images).
 # Readers load them in long contiguous runs anyway.
 SCALAR_CHUNK_STEPS = 8192
-MAX_CHUNK_STEPS = 1 << 16
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # disk full, quota, file size limit
+MAX_ARRAY_METADATA_BYTES = 1 << 16  # the writer's are about 600 bytes
+
+
+class StoreFullError(StoreError):
+    """A commit failed for want of space (disk full, quota, file size limit); nothing committed was lost."""
+
+    def __init__(self, path: str | os.PathLike, problem: str, cause: OSError):
+        super().__init__(path, problem)
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,55 @@ def count_attribute(meta: Mapping[str, Any], key: str, path: str | os.PathLike) 
         raise StoreError(path, f"attribute {key} is {value!r}, not a count of steps or episodes: the commit "
                                "record is damaged")
     return value
+
+
+def _check_array_metadata(path: Path, key: str, dtype: np.dtype, step_shape: tuple[int, ...],
+                          schema: StoreSchema) -> None:
+    """The array's zarr.json must be what the writer writes (schema.check_array_metadata)."""
+    meta_path = path / key / "zarr.json"
+    try:
+        with open(meta_path, "rb") as file:
+            text = file.read(MAX_ARRAY_METADATA_BYTES + 1)
+        if len(text) > MAX_ARRAY_METADATA_BYTES:
+            raise ArrayMetadataError("(root)", f"is over {MAX_ARRAY_METADATA_BYTES} bytes long")
+        meta = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise StoreError(path, f"array {key!r} metadata {meta_path} is not valid JSON ({error})") from None
+    except ArrayMetadataError as error:
+        raise StoreError(path, f"array {key!r} metadata {meta_path}: {error}") from None
+    try:
+        check_array_metadata(meta, dtype, step_shape)
+    except ArrayMetadataError as error:
+        if error.field == "data_type":
+            raise StoreError(path, f"array {key!r} {error}") from None
+        if str(error).startswith("has step shape"):
+            raise StoreError(path, f"array {key!r} {error} (action space {schema.action_space}, image shape "
+                                   f"{list(schema.image_shape)})") from None
+        raise StoreError(path, f"array {key!r} {error}; this store's writer writes nothing else, so the array "
+                               f"cannot be read as data ({meta_path} was edited or damaged)") from None
+
+
+def _trim_array(directory: Path, steps: int, fsync: bool) -> None:
+    """Cut an array to `steps`: its metadata's length, then the chunk files past it.
+
+    Not zarr's `resize`, which enumerates every chunk of the old length: a length edited to 1e12
+    made resuming hang. The array's layout is the writer's (checked on opening), so its chunk
+    files are `c/<time chunk>[/0...]`; the chunk holding the new end keeps its stale rows, which
+    lie past the length (never read) and are overwritten by the next append.
+    """
+    meta_path = directory / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    meta["shape"][0] = int(steps)
+    chunk_steps = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
+    replace_files([], (meta_path, json.dumps(meta, indent=2).encode()), fsync=fsync)
+    keep = -(-int(steps) // chunk_steps)
+    chunks = directory / "c"
+    for entry in (chunks.iterdir() if chunks.is_dir() else ()):
+        if entry.name.isdigit() and int(entry.name) >= keep:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
 
 def episode_index_from_flags(is_first: np.ndarray, is_last: np.ndarray) -> EpisodeIndex:
@@ -129,6 +190,7 @@ class ExperienceStore:
             # Members are looked up by name, not listed: a listing would warn about the lock file.
             if not (self.path / key / "zarr.json").is_file():
                 raise StoreError(path, f"is missing the array {key!r}")
+            _check_array_metadata(self.path, key, dtype, shape, self.schema)  # before zarr acts on what it says
             try:
                 array = group[key]
             except Exception as error:  # noqa: BLE001 - damaged array metadata
@@ -150,7 +212,8 @@ class ExperienceStore:
         for key, reader in self.readers.items():
             missing = reader.missing_chunks(self.num_steps)
             if missing:
-                more = f" ({len(missing)} of the committed range are missing)" if len(missing) > 1 else ""
+                more = f" ({len(missing)}{' or more' if len(missing) >= 1000 else ''} of the committed range are " \
+                    "missing)" if len(missing) > 1 else ""
                 raise reader.error(missing[0], f"is missing (no file {reader.chunk_path(missing[0])}){more}")
         self._episodes: EpisodeIndex | None = None
 
@@ -351,12 +414,12 @@ class StoreWriter:
         except StoreError as error:
             raise StoreError(path, f"cannot be resumed, nothing was written: {error.problem}. The commit record "
                                    "disagrees with the data; check it with `dreamer-pipeline verify`") from None
+        committed = meta["committed_steps"]
+        for key, array in reader.arrays.items():  # drop the tail of an episode that was never committed
+            if array.shape[0] != committed:
+                _trim_array(path / key, committed, fsync)
         group = zarr.open_group(str(path), mode="r+", zarr_format=3)
         writer = cls(path, group, meta, fsync=fsync)
-        committed = meta["committed_steps"]
-        for array in writer.arrays.values():  # drop the tail of an episode that was never committed
-            if array.shape[0] != committed:
-                array.resize((committed, *array.shape[1:]))
         for leftover in path.rglob("*.partial"):  # temporary files of a write that was killed
             leftover.unlink(missing_ok=True)
         writer._write_record({**meta, "resumed": int(meta.get("resumed", 0)) + 1})
@@ -424,11 +487,15 @@ class StoreWriter:
             committed = {**self.meta, "committed_steps": start + sum(lengths),
                          "committed_episodes": self.committed_episodes + len(lengths)}
             self._write_record(committed, files, directories)  # chunks, metadata, then the commit point
-        except BaseException:
+        except BaseException as error:
             for appender in (self._appenders or {}).values():
                 if appender is not None:
                     appender.discard_staged()
             self._appenders = None  # start over from the committed counter on the next call
+            if isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS:
+                raise StoreFullError(self.path, f"cannot commit {sum(lengths)} more steps: {error.strerror} (writing "
+                                                f"{error.filename}); the {self.committed_steps} committed steps are "
+                                                "intact: free space and rerun to resume", error) from None
             raise
 
     def update_attrs(self, **values: Any) -> None:

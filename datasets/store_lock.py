@@ -12,6 +12,14 @@ imports, online collectors) holds it for as long as it may write; readers never 
 - A second writer gets one `StoreLockedError` naming the holder. A holder on this host that no
   longer runs is taken over with a `StaleLockWarning`. A holder on another host cannot be checked
   from here: taking its lock needs `break_lock=True` (`--break-lock`), after making sure it is dead.
+  A record naming a live process on this host is taken with `break_lock` only where the free flock
+  proves that process does not hold the lock (a reused pid); without flock it is refused, saying so.
+- The lock file is never opened through a link: anyone who can write into a shared datasets
+  folder could otherwise plant `writer.lock` as a symbolic or hard link to a file of their choice,
+  which the next writer would truncate. It is opened with `O_NOFOLLOW` (and `O_CREAT | O_EXCL`
+  when created) and `O_NONBLOCK` (a planted FIFO never blocks), and before a byte is written the
+  opened file must be a regular file with one link, the very entry `store/writer.lock` (same device
+  and inode as its `lstat`). Anything else is one `StoreError` naming the store and the lock file.
 
 Releasing removes the file (only if it is still ours). A writer that is killed leaves the file
 behind; the next writer on the same host takes it over.
@@ -24,6 +32,7 @@ import errno
 import json
 import os
 import socket
+import stat
 import sys
 import time
 import warnings
@@ -40,6 +49,7 @@ except ImportError:  # not POSIX: the O_EXCL file and the holder record still ap
 LOCK_NAME = "writer.lock"
 _YOUNG_SECONDS = 10.0  # an empty lock file this young belongs to a writer that is starting up
 _ATTEMPTS = 5
+_MAX_RECORD_BYTES = 1 << 16
 
 
 class StoreLockedError(StoreError):
@@ -60,11 +70,11 @@ def _boot_id() -> str | None:
 def _process_start(pid: int) -> int | None:
     """Start time of `pid` in clock ticks since boot (Linux), or None where /proc has no answer."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        line = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     try:
-        return int(stat.rsplit(")", 1)[1].split()[19])  # field 22; the command name may hold spaces
+        return int(line.rsplit(")", 1)[1].split()[19])  # field 22; the command name may hold spaces
     except (IndexError, ValueError):
         return None
 
@@ -110,6 +120,59 @@ def holder_alive(record: dict[str, Any]) -> bool:
     return started is None or now is None or int(started) == now
 
 
+_OPEN_FLAGS = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_lock(store: Path, path: Path, create: bool) -> int:
+    """Open the lock file without following a link, and check it is a plain file of the store.
+
+    Raises FileExistsError (create: it exists), FileNotFoundError (it vanished), or one
+    `StoreError` for a link, a hard link or anything but a regular file.
+    """
+    flags = _OPEN_FLAGS | (os.O_CREAT | os.O_EXCL if create else 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP or (error.errno == errno.EEXIST and path.is_symlink()):
+            raise _foreign_lock(store, path, "is a symbolic link") from None
+        if error.errno in (errno.ENXIO, errno.EISDIR, errno.ENODEV):
+            raise _foreign_lock(store, path, "is not a regular file") from None
+        raise
+    try:
+        problem = _lock_file_problem(path, fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if problem == "vanished":
+        os.close(fd)
+        raise FileNotFoundError(errno.ENOENT, "the lock file was removed while it was opened", str(path))
+    if problem is not None:
+        os.close(fd)
+        raise _foreign_lock(store, path, problem)
+    return fd
+
+
+def _lock_file_problem(path: Path, fd: int) -> str | None:
+    """What makes the opened `fd` unfit to be `path`'s lock file (None: fit; "vanished": gone)."""
+    opened = os.fstat(fd)
+    if not stat.S_ISREG(opened.st_mode):
+        return "is not a regular file"
+    if opened.st_nlink > 1:
+        return f"has {opened.st_nlink} hard links (another name for the same file exists, maybe outside the store)"
+    try:
+        entry = os.lstat(path)
+    except FileNotFoundError:
+        return "vanished"
+    if (entry.st_dev, entry.st_ino) != (opened.st_dev, opened.st_ino):
+        return "was replaced while it was opened"
+    return None
+
+
+def _foreign_lock(store: Path, path: Path, problem: str) -> StoreError:
+    return StoreError(store, f"its writer lock {path} {problem}; refusing to open it (a lock file is only ever a "
+                             "plain file this code creates). Check who put it there, then remove it")
+
+
 def _try_flock(fd: int) -> bool | None:
     """True: we hold the flock now. False: another process holds it. None: no flock here."""
     if fcntl is None:
@@ -128,8 +191,10 @@ def _try_flock(fd: int) -> bool | None:
 def _read_record(fd: int) -> dict[str, Any] | None:
     os.lseek(fd, 0, os.SEEK_SET)
     data = b""
-    while chunk := os.read(fd, 65536):
+    while len(data) <= _MAX_RECORD_BYTES and (chunk := os.read(fd, 65536)):
         data += chunk
+    if len(data) > _MAX_RECORD_BYTES:
+        return None  # not a record we wrote (a few hundred bytes)
     try:
         record = json.loads(data.decode())
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -195,8 +260,8 @@ class StoreLock:
     # -- internals ---------------------------------------------------------------------------------
     def _create(self) -> bool:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
+            fd = _open_lock(self.store, self.path, create=True)
+        except (FileExistsError, FileNotFoundError):
             return False
         _try_flock(fd)
         record = holder_record()
@@ -212,7 +277,7 @@ class StoreLock:
     def _take_over(self) -> bool:
         """The lock file exists: raise if its holder may be alive, else make it ours."""
         try:
-            fd = os.open(self.path, os.O_RDWR)
+            fd = _open_lock(self.store, self.path, create=False)
         except FileNotFoundError:
             return False  # released meanwhile: try to create it again
         try:
@@ -223,7 +288,7 @@ class StoreLock:
             if not self._same_file(fd):
                 os.close(fd)
                 return False  # released (and maybe re-created) while we looked: start over
-            self._check_stale(fd, record)
+            self._check_stale(fd, record, flock)
             new = holder_record()
             _write_record(fd, new)
         except BaseException:
@@ -233,8 +298,10 @@ class StoreLock:
         self._fd, self.record = fd, new
         return True
 
-    def _check_stale(self, fd: int, record: dict[str, Any] | None) -> None:
-        """Return if the holder is certainly gone (or break_lock is set); warn when taking over."""
+    def _check_stale(self, fd: int, record: dict[str, Any] | None, flock: bool | None) -> None:
+        """Return if the holder is certainly gone (or break_lock is set); warn when taking over.
+
+        `flock` True means we now hold the file's flock, so no live process holds it."""
         here = socket.gethostname()
         if record is None:
             age = time.time() - os.fstat(fd).st_mtime
@@ -243,10 +310,19 @@ class StoreLock:
             reason = f"its lock file {self.path} holds no holder record (a writer killed while starting)"
         elif record.get("host") == here:
             if holder_alive(record):
-                raise StoreLockedError(
-                    self.store, f"is being written by another writer ({describe_holder(record)}); "
-                    "one store has one writer: wait for it, or stop it")
-            reason = f"its writer ({describe_holder(record)}) is no longer running"
+                if not self.break_lock:
+                    raise StoreLockedError(
+                        self.store, f"is being written by another writer ({describe_holder(record)}); "
+                        "one store has one writer: wait for it, or stop it")
+                if flock is not True:  # nothing proves the live process is not writing
+                    raise StoreLockedError(
+                        self.store, f"is locked by pid {record.get('pid')} on this host, which is alive "
+                        f"({describe_holder(record)}); --break-lock only takes the lock of a writer that cannot "
+                        "be checked from here (another host) or holds no flock on it: stop that process first")
+                reason = (f"--break-lock was given, and pid {record.get('pid')} named by the lock, though alive, "
+                          "holds no lock on the file (a reused pid)")
+            else:
+                reason = f"its writer ({describe_holder(record)}) is no longer running"
         elif self.break_lock:
             reason = f"--break-lock was given for the writer on another host ({describe_holder(record)})"
         else:
@@ -258,9 +334,10 @@ class StoreLock:
 
     def _same_file(self, fd: int) -> bool:
         try:
-            return os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            entry, opened = os.lstat(self.path), os.fstat(fd)
         except FileNotFoundError:
             return False
+        return (entry.st_dev, entry.st_ino) == (opened.st_dev, opened.st_ino)
 
     def _is_ours(self, fd: int) -> bool:
         if not self._same_file(fd):

@@ -38,6 +38,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -55,6 +56,11 @@ SOURCE_FRAME = (84, 84)
 MAX_EPISODE_STEPS = 27_000  # Dopamine's max_steps_per_episode for Atari
 STACK_SIZE = 4  # Dopamine's frame stack: stack_size - 1 zero entries pad each episode's start
 BLOCK_ROWS = 8192  # observations decoded per block (58 MB at 84x84)
+# Dopamine's buffers hold 1M entries; a header may declare anything (4e9 actions: 16 GB), so the
+# declared size is checked before an array is loaded.
+MAX_CAPACITY = 1 << 24
+# What gzip and zlib raise for a truncated or damaged stream (EOFError became click's bare "Aborted!").
+_READ_ERRORS = (OSError, ValueError, EOFError, zlib.error)
 
 
 class DQNReplayError(ValueError):
@@ -158,6 +164,8 @@ class _CheckpointFiles:
         self.reward = _load_small(paths["reward"], np.floating)
         self.terminal = _load_small(paths["terminal"], np.integer, np.bool_).astype(bool)
         self.capacity = len(self.action)
+        if self.capacity < 1:
+            raise DQNReplayError(f"{paths['action']}: holds no entries (a logged buffer holds its capacity of them)")
         shape, dtype = _npy_header(self.observation_path)
         if shape != (self.capacity, *SOURCE_FRAME) or dtype != np.uint8:
             raise DQNReplayError(f"{self.observation_path}: observations are {dtype} {shape}; expected uint8 "
@@ -172,7 +180,11 @@ class _CheckpointFiles:
         add_count_path = source / _ADD_COUNT.format(k=number)
         if not add_count_path.is_file():
             raise DQNReplayError(f"{add_count_path}: missing (it says where the circular buffer starts)")
-        self.add_count = add_count = int(_load_small(add_count_path, np.integer).reshape(-1)[0])
+        count = _load_small(add_count_path, np.integer)
+        if count.size != 1 or int(count.reshape(-1)[0]) < 0:
+            raise DQNReplayError(f"{add_count_path}: holds {count.size} values {count.reshape(-1)[:3].tolist()}; "
+                                 "expected one non-negative count of adds")
+        self.add_count = add_count = int(count.reshape(-1)[0])
         # Chronological segments of storage indices (see the module doc).
         if add_count < self.capacity:
             self.segments = [(0, add_count)]
@@ -185,20 +197,30 @@ class _CheckpointFiles:
 
     def blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """(images uint8 (n, 64, 64), actions, rewards, terminals) in chronological order."""
-        for start, stop in self.segments:
-            for rows_start, raw in _stream_rows(self.observation_path, start, stop):
+        last = max((stop for _, stop in self.segments), default=0)
+        for start, stop in self.segments:  # the segment read furthest also checks the stream's CRC
+            for rows_start, raw in _stream_rows(self.observation_path, start, stop, verify_end=stop == last):
                 rows = slice(rows_start, rows_start + len(raw))
                 yield area_resize(raw, 64), self.action[rows], self.reward[rows], self.terminal[rows]
 
 
 def _load_small(path: Path, *kinds) -> np.ndarray:
+    """A whole small array (actions, rewards, terminals, add_count), its declared size checked first."""
     try:
         with gzip.open(path, "rb") as file:
+            shape, dtype, _ = _read_header(file)
+            if not any(np.issubdtype(dtype, kind) for kind in kinds):
+                raise DQNReplayError(f"{path}: dtype {dtype} is not what the format stores")
+            if int(np.prod(shape, dtype=np.float64)) > MAX_CAPACITY:
+                raise DQNReplayError(f"{path}: declares shape {shape}; a replay buffer holds at most {MAX_CAPACITY} "
+                                     "entries")
+            file.seek(0)
             array = np.load(file, allow_pickle=False)  # never unpickle shared files
-    except (OSError, ValueError, EOFError) as error:
-        raise DQNReplayError(f"{path}: not a gzipped numpy array ({error})") from None
-    if not any(np.issubdtype(array.dtype, kind) for kind in kinds):
-        raise DQNReplayError(f"{path}: dtype {array.dtype} is not what the format stores")
+            file.read()  # to the end: gzip checks its CRC there
+    except DQNReplayError:
+        raise
+    except _READ_ERRORS as error:
+        raise DQNReplayError(f"{path}: not a gzipped numpy array ({type(error).__name__}: {error})") from None
     return array
 
 
@@ -206,8 +228,8 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
     try:
         with gzip.open(path, "rb") as file:
             shape, dtype, _ = _read_header(file)
-    except (OSError, ValueError, EOFError) as error:
-        raise DQNReplayError(f"{path}: not a gzipped numpy array ({error})") from None
+    except _READ_ERRORS as error:
+        raise DQNReplayError(f"{path}: not a gzipped numpy array ({type(error).__name__}: {error})") from None
     return shape, dtype
 
 
@@ -220,20 +242,31 @@ def _read_header(file) -> tuple[tuple[int, ...], np.dtype, int]:
     return tuple(shape), np.dtype(dtype), file.tell()
 
 
-def _stream_rows(path: Path, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
-    """Rows [start, stop) of a gzipped .npy (N, 84, 84), BLOCK_ROWS at a time, never the whole array."""
+def _stream_rows(path: Path, start: int, stop: int, verify_end: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+    """Rows [start, stop) of a gzipped .npy (N, 84, 84), BLOCK_ROWS at a time, never the whole array.
+    `verify_end` reads on to the end of the stream, where gzip checks the data's CRC-32."""
     row_bytes = SOURCE_FRAME[0] * SOURCE_FRAME[1]
-    with gzip.open(path, "rb") as file:
-        _, _, offset = _read_header(file)
-        file.seek(offset + start * row_bytes)  # forward seek: decompresses and discards
-        position = start
-        while position < stop:
-            count = min(BLOCK_ROWS, stop - position)
-            data = file.read(count * row_bytes)
-            if len(data) != count * row_bytes:
-                raise DQNReplayError(f"{path}: ends after {position + len(data) // row_bytes} rows (truncated file)")
-            yield position, np.frombuffer(data, np.uint8).reshape(count, *SOURCE_FRAME)
-            position += count
+    position = start
+    checked = False
+    try:
+        with gzip.open(path, "rb") as file:
+            _, _, offset = _read_header(file)
+            file.seek(offset + start * row_bytes)  # forward seek: decompresses and discards
+            while position < stop:
+                count = min(BLOCK_ROWS, stop - position)
+                data = file.read(count * row_bytes)
+                if len(data) != count * row_bytes:
+                    raise DQNReplayError(f"{path}: ends after {position + len(data) // row_bytes} rows (truncated "
+                                         "file)")
+                yield position, np.frombuffer(data, np.uint8).reshape(count, *SOURCE_FRAME)
+                position += count
+            checked = verify_end
+            while verify_end and file.read(BLOCK_ROWS * row_bytes):  # gzip checks its CRC at the end
+                pass
+    except _READ_ERRORS as error:  # a truncated stream (EOFError) or a failed CRC (BadGzipFile)
+        where = "at its end" if checked else f"past row {position}"
+        raise DQNReplayError(f"{path}: cannot be read {where} ({type(error).__name__}: {error}); the file is "
+                             "truncated or damaged") from None
 
 
 # -- episodes --------------------------------------------------------------------------------------

@@ -43,8 +43,10 @@ searches skip hidden folders) and nothing that blocks a rerun.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -55,12 +57,12 @@ from ..dataset import Dataset, open_dataset
 from .minari_spec import (
     MINARI_VERSION, MinariSpecError, action_space_json, env_spec_json, jpeg_encoded, observation_space_json,
 )
-from ..durable import fsync_all, staged_directory
+from ..durable import fsync_all, staged_directory, write_new_file
 from .hdf5_reading import (  # noqa: F401  (HDF5Error, safe_name, read_minari_metadata: public here too)
-    METADATA_FILE, MINARI_FILE, HDF5Error, check_stores, episode_names, locate_file, read_episode, read_metadata,
-    read_minari_metadata, read_provenance, safe_name,
+    METADATA_FILE, MINARI_FILE, HDF5Error, check_stores, contained, episode_names, locate_file, read_episode,
+    read_metadata, read_minari_metadata, read_provenance, safe_name,
 )
-from ..store import ATTRS_KEY, EpisodeError, StoreWriter
+from ..store import ATTRS_KEY, NO_SPACE_ERRNOS, EpisodeError, StoreFullError, StoreWriter
 
 MINARI_LAYOUT_VERSION = MINARI_VERSION  # the first Minari release that reads our export (minari_spec.py)
 # An import is staged as a whole (it appears complete or not at all), so it commits in batches of
@@ -93,13 +95,100 @@ def export_minari(
     if compression not in ("gzip", "lzf"):
         raise HDF5Error(f"compression must be 'gzip' or 'lzf' (lossless), got {compression!r}")
     final_dir = Path(out_dir) / "data"
+    for store in data.stores:  # inside a store it would be a foreign member of the store
+        if final_dir.resolve().is_relative_to(store.path.resolve()):
+            raise HDF5Error(f"{out_dir}: lies inside the exported store {store.path}; export to a folder outside it")
     if final_dir.exists() and (not final_dir.is_dir() or any(final_dir.iterdir())):
         raise HDF5Error(f"{final_dir}: already exists (a Minari dataset?); choose an empty OUT_DIR")
     dataset_id = dataset_id or _default_id(data)
-    with staged_directory(final_dir) as data_dir:  # written whole, then renamed to OUT_DIR/data
-        _export_into(data, data_dir, dataset_id, compression, _optional_metadata(data, author, author_email,
-                                                                                 code_permalink), progress)
+    _check_free_space(data, final_dir)
+    try:
+        with staged_directory(final_dir) as data_dir:  # written whole, then renamed to OUT_DIR/data
+            _export_into(data, data_dir, dataset_id, compression, _optional_metadata(data, author, author_email,
+                                                                                     code_permalink), progress)
+    except OSError as error:
+        if error.errno not in NO_SPACE_ERRNOS:
+            raise
+        raise HDF5Error(f"{final_dir}: cannot be written: {error.strerror} (writing {error.filename}); nothing was "
+                        "written: free space and rerun") from None
     return final_dir
+
+
+def _check_free_space(data: Dataset, final_dir: Path) -> None:
+    """Refuse at once an export that cannot fit: the frames compress about as well with gzip as in
+    the store with zstd, so needing under half the stores' chunk bytes would be a surprise."""
+    folder = final_dir
+    while not folder.exists():
+        folder = folder.parent
+    stored = sum(entry.stat().st_size for store in data.stores for entry in store.path.rglob("*")
+                 if entry.is_file() and not entry.is_symlink())
+    free = shutil.disk_usage(folder).free
+    if free < stored // 2:
+        raise HDF5Error(f"{final_dir}: needs about {stored / 2**20:.1f} MiB (the stores' size), but {folder} has "
+                        f"{free / 2**20:.1f} MiB free; nothing was written")
+
+
+class _KeptErrorFile(io.RawIOBase):
+    """The export's HDF5 file, written through Python (h5py's file-object driver).
+
+    Why: on a full disk, HDF5 itself failed, printed 1,306 lines of tracebacks while retrying its
+    flush, and crashed the interpreter at exit (exit 139). Here the first failed write is kept
+    and later writes are dropped, so HDF5 closes cleanly; `__exit__` then raises the kept error
+    (with the file's name: one line on the command line), and the staging folder is removed.
+    The file is created new (`O_EXCL | O_NOFOLLOW`): never written through a planted link.
+    """
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        self.error: OSError | None = None
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        self.file = os.fdopen(os.open(path, flags, 0o666), "r+b", buffering=0)
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        return self.file.readinto(buffer)
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        size = len(view)
+        while self.error is None and len(view):
+            try:
+                view = view[self.file.write(view):]
+            except OSError as error:
+                self.error = error
+        return size
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.file.tell()
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.error is None:
+            try:
+                return self.file.truncate(size)
+            except OSError as error:
+                self.error = error
+        return self.file.tell() if size is None else size
+
+    def flush(self) -> None:
+        pass
+
+    def __exit__(self, *exc: Any) -> None:
+        self.file.close()
+        self.close()
+        if self.error is not None:  # the cause of whatever HDF5 raised inside the block
+            raise OSError(self.error.errno, self.error.strerror, str(self.path)) from None
 
 
 def _export_into(data: Dataset, data_dir: Path, dataset_id: str, compression: str, optional: dict[str, Any],
@@ -112,7 +201,8 @@ def _export_into(data: Dataset, data_dir: Path, dataset_id: str, compression: st
     table = data.episodes
     stores_meta: list[dict[str, Any]] = []
     total_steps = 0
-    with h5py.File(data_dir / MINARI_FILE, "w", track_order=True) as file:
+    sink = _KeptErrorFile(data_dir / MINARI_FILE)
+    with sink, h5py.File(sink, "w", track_order=True) as file:
         bar = tqdm(total=data.num_steps, desc="export", unit="step", disable=not progress)
         for index in range(len(table)):
             store = data.stores[table.store[index]]
@@ -172,7 +262,7 @@ def _export_into(data: Dataset, data_dir: Path, dataset_id: str, compression: st
         "dataset_size": round(sum(p.stat().st_size for p in data_dir.iterdir()) / 1e6, 1),
         ATTRS_KEY: provenance,
     }
-    (data_dir / METADATA_FILE).write_text(json.dumps(metadata))
+    write_new_file(data_dir / METADATA_FILE, json.dumps(metadata).encode())
     fsync_all([data_dir / MINARI_FILE, data_dir / METADATA_FILE, data_dir])
 
 
@@ -223,38 +313,53 @@ def import_minari(
         if not single and len(set(relative)) != len(relative):
             relative = [f"{i:03d}-{s['name']}" for i, s in enumerate(stores)]
         bar = tqdm(total=len(names), desc="import", unit="episode", disable=not progress)
-        with staged_directory(store_path) as staging:  # renamed to store_path once every store is whole
-            for store_meta, name in zip(stores, relative):
-                target = staging if name is None else staging / name
-                store_attrs = {k: v for k, v in store_meta["attrs"].items() if k not in _MANAGED}
-                origin = {"kind": "minari-hdf5", "path": str(file_path), "jpeg": jpeg}
-                if "dataset_id" in metadata:
-                    origin["dataset_id"] = metadata["dataset_id"]
-                store_attrs["imported_from"] = origin
-                with StoreWriter.open(target, store_attrs, reward_free=reward_free,
-                                      chunk_steps=store_meta["chunk_steps"]) as writer:
-                    first, count = store_meta["first_episode"], store_meta["episodes"]
-                    pending: list[tuple[str, dict]] = []
-                    conversions: list[str] = []
-                    for episode_name in names[first : first + count]:
-                        episode, steps = read_episode(file_path, file[episode_name], episode_name, reward_free, jpeg,
-                                                       convert, store_meta["schema"])
-                        conversions = conversions or steps
-                        pending.append((episode_name, episode))
-                        if (sum(len(e["is_first"]) for _, e in pending) >= IMPORT_COMMIT_STEPS
-                                or episode_name == names[first + count - 1]):
-                            _commit(writer, file_path, pending)
-                            bar.update(len(pending))
-                            pending = []
-                    if conversions:
-                        writer.update_attrs(imported_from={**origin, "conversion": conversions})
-                    if "created" in store_attrs:
-                        writer.update_attrs(created=store_attrs["created"])
+        try:
+            with staged_directory(store_path) as staging:  # renamed to store_path once every store is whole
+                for store_meta, name in zip(stores, relative):
+                    target = staging if name is None else staging / name
+                    store_attrs = {k: v for k, v in store_meta["attrs"].items() if k not in _MANAGED}
+                    origin = {"kind": "minari-hdf5", "path": str(file_path), "jpeg": jpeg}
+                    if "dataset_id" in metadata:
+                        origin["dataset_id"] = metadata["dataset_id"]
+                    store_attrs["imported_from"] = origin
+                    with StoreWriter.open(target, store_attrs, reward_free=reward_free,
+                                          chunk_steps=store_meta["chunk_steps"]) as writer:
+                        first, count = store_meta["first_episode"], store_meta["episodes"]
+                        pending: list[tuple[str, dict]] = []
+                        conversions: list[str] = []
+                        for episode_name in names[first : first + count]:
+                            group = _episode_group(file_path, file, episode_name)
+                            episode, steps = read_episode(file_path, group, episode_name, reward_free, jpeg, convert,
+                                                          store_meta["schema"])
+                            conversions = conversions or steps
+                            pending.append((episode_name, episode))
+                            if (sum(len(e["is_first"]) for _, e in pending) >= IMPORT_COMMIT_STEPS
+                                    or episode_name == names[first + count - 1]):
+                                _commit(writer, file_path, pending)
+                                bar.update(len(pending))
+                                pending = []
+                        if conversions:
+                            writer.update_attrs(imported_from={**origin, "conversion": conversions})
+                        if "created" in store_attrs:
+                            writer.update_attrs(created=store_attrs["created"])
+        except (StoreFullError, OSError) as error:
+            cause = error.cause if isinstance(error, StoreFullError) else error
+            if cause.errno not in NO_SPACE_ERRNOS:
+                raise
+            raise HDF5Error(f"{store_path}: cannot be written: {cause.strerror} (writing {cause.filename}); nothing "
+                            "was written: free space and rerun") from None
         bar.close()
     return [store_path] if single else [store_path / name for name in relative]
 
 
 # -- internals ---------------------------------------------------------------------------------------
+
+
+def _episode_group(file_path: Path, file: Any, name: str) -> Any:
+    try:
+        return contained(file_path, file, name, str(file_path), kind="group")
+    except KeyError:  # listed a moment ago: the file changed under us
+        raise HDF5Error(f"{file_path}: {name} vanished while reading") from None
 
 
 def _commit(writer: StoreWriter, file_path: Path, episodes: list[tuple[str, dict]]) -> None:

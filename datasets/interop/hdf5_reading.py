@@ -24,6 +24,13 @@ from ..store import ATTRS_KEY, MAX_CHUNK_STEPS
 
 MINARI_FILE = "main_data.hdf5"
 METADATA_FILE = "metadata.json"
+EPISODE_DATASETS = ("observations", "actions", "rewards", "terminations", "truncations")
+# An import decodes one episode at a time into memory. These bound what a file may declare (a tiny
+# file can declare 2M frames of fill values): far above Atari's longest episode (27,000 steps,
+# 2.7 GB even as 210x160 RGB screens), far below what would exhaust this machine.
+MAX_EPISODE_FRAMES = 1 << 20
+MAX_EPISODE_BYTES = 4 << 30
+MAX_METADATA_BYTES = 16 << 20
 
 
 class HDF5Error(ValueError):
@@ -61,7 +68,11 @@ def read_metadata(file_path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        metadata = json.loads(path.read_text())
+        with open(path, "rb") as file:
+            text = file.read(MAX_METADATA_BYTES + 1)
+        if len(text) > MAX_METADATA_BYTES:
+            raise HDF5Error(f"{path}: is over {MAX_METADATA_BYTES >> 20} MiB; Minari's metadata is a few kB")
+        metadata = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise HDF5Error(f"{path}: not valid JSON ({error})") from None
     if not isinstance(metadata, dict):
@@ -134,6 +145,53 @@ def _foreign_box(file_path: Path, metadata: dict[str, Any], space: dict[str, Any
     }
     name = dataset_id.rstrip("/").rsplit("/", 1)[-1]  # one store: never a path
     return {"reward_free": False, "stores": [{"name": name, "attrs": store_attrs}]}
+
+
+def contained(file_path: Path, group: Any, name: str, where: str, kind: str = "dataset") -> Any:
+    """`group[name]` if it is a `kind` ("dataset" or "group") whose data lie inside this file.
+
+    Everything else is one HDF5Error, before any data is read: an external link or a soft link
+    (Minari writes neither; a soft link may loop or alias another episode), a virtual dataset or
+    one with external storage (their data are other files, e.g. /etc/passwd). Raises KeyError
+    when there is no such member.
+    """
+    import h5py
+
+    link = group.get(name, getlink=True)
+    if link is None:
+        raise KeyError(name)
+    outside = f"refusing to read data from outside {file_path}"
+    if isinstance(link, h5py.ExternalLink):
+        raise HDF5Error(f"{where}: {name} is an external link to {link.filename}:{link.path}; {outside}")
+    if isinstance(link, h5py.SoftLink):
+        raise HDF5Error(f"{where}: {name} is a soft link to {link.path} (Minari writes none; one may loop or alias "
+                        "another member); refusing to follow it")
+    if not isinstance(link, h5py.HardLink):
+        raise HDF5Error(f"{where}: {name} is a {type(link).__name__}, not a member stored in the file")
+    member = group[name]
+    expected = h5py.Dataset if kind == "dataset" else h5py.Group
+    if not isinstance(member, expected):
+        raise HDF5Error(f"{where}: {name} is not a {kind}")
+    if kind == "dataset":
+        if member.is_virtual:
+            raise HDF5Error(f"{where}: {name} is a virtual dataset (its data are mapped from other datasets or "
+                            f"files); {outside}")
+        if member.external:
+            files = ", ".join(sorted({str(entry[0]) for entry in member.external}))
+            raise HDF5Error(f"{where}: {name} uses external storage ({files}); {outside}")
+    return member
+
+
+def check_declared_sizes(datasets: Mapping[str, Any], where: str) -> None:
+    """Refuse declared sizes beyond what one episode may hold, before reading any of it."""
+    for name, dataset in datasets.items():
+        if not dataset.shape or dataset.shape[0] > MAX_EPISODE_FRAMES:
+            raise HDF5Error(f"{where}: {name} declares shape {dataset.shape}; an episode holds 1 to "
+                            f"{MAX_EPISODE_FRAMES} steps")
+        size = int(np.prod(dataset.shape, dtype=np.float64)) * dataset.dtype.itemsize
+        if size > MAX_EPISODE_BYTES:
+            raise HDF5Error(f"{where}: {name} declares {dataset.shape} {dataset.dtype} ({size / 2**30:.1f} GiB); an "
+                            f"imported episode is decoded in memory, at most {MAX_EPISODE_BYTES / 2**30:.0f} GiB")
 
 
 def episode_names(file_path: Path, keys) -> list[str]:
@@ -236,13 +294,14 @@ def read_episode(file_path: Path, group: Any, name: str, reward_free: bool, jpeg
     where = f"{file_path}: {name}"
     steps_done: list[str] = []
     try:
-        observations = read_observations(group["observations"], jpeg, where)
+        members = {key: contained(file_path, group, key, where) for key in EPISODE_DATASETS}
+        check_declared_sizes(members, where)
+        observations = read_observations(members["observations"], jpeg, where)
         if convert is not None:
             observations, steps_done = convert(observations)
-        actions = group["actions"][()]
-        rewards = group["rewards"][()]
-        terminations = group["terminations"][()]
-        truncations = group["truncations"][()]
+        actions, rewards, terminations, truncations = (members[key][()] for key in EPISODE_DATASETS[1:])
+    except HDF5Error:
+        raise
     except KeyError as error:
         raise HDF5Error(f"{where}: missing dataset {error}; expected observations, actions, rewards, terminations, truncations") from None
     except MinariSpecError as error:
@@ -251,6 +310,8 @@ def read_episode(file_path: Path, group: Any, name: str, reward_free: bool, jpeg
         raise HDF5Error(f"{where}: is not a group of datasets") from None
     except OSError as error:  # h5py: a damaged dataset or filter
         raise HDF5Error(f"{where}: cannot be read ({error})") from None
+    except MemoryError:
+        raise HDF5Error(f"{where}: does not fit in memory") from None
     steps = len(actions)
     if observations.ndim == 3:
         observations = observations[..., None]

@@ -365,6 +365,7 @@ class _Committer:
         self.returns: list[float | None] = []  # None for an episode cut at the stop
         self.steps = 0
         self.last = time.monotonic()
+        self.failed = False
 
     def add(self, episode: dict[str, np.ndarray], score: float | None) -> None:
         """Queue an episode; `score=None` marks one cut at the stop (not a finished episode)."""
@@ -380,7 +381,9 @@ class _Committer:
     def commit(self) -> None:
         if self.episodes:
             first_index = self.writer.committed_episodes
+            self.failed = True  # until it returns: a failed commit is not retried (disk full twice)
             self.writer.append_episodes(self.episodes)
+            self.failed = False
             self.result.new_steps += self.steps
             self.result.new_episodes += len(self.episodes)
             for offset, (episode, score) in enumerate(zip(self.episodes, self.returns)):
@@ -464,7 +467,8 @@ def _run(
                 pending.add(buffer.episode(terminal=False), None)
         pending.commit()
     except Exception:
-        pending.commit()  # whole episodes are valid whatever failed (the policy, the emulator)
+        if not pending.failed:
+            pending.commit()  # whole episodes are valid whatever failed (the policy, the emulator)
         raise
     finally:
         result.loop_seconds = time.perf_counter() - loop_start

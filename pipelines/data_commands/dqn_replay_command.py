@@ -82,17 +82,11 @@ def import_dqn_replay_command(source, store, game, checkpoints, marker, progress
     """
     import time
 
-    from dreamer_pipeline.datasets.interop.dqn_replay import DQNReplayError, import_dqn_replay
-    from dreamer_pipeline.datasets.store import StoreError
+    from dreamer_pipeline.datasets.interop.dqn_replay import import_dqn_replay
 
-    from ..envs.atari import UnknownGameError
-
-    try:
-        attrs = dqn_replay_attrs(game, source)
-        started = time.perf_counter()
-        report = import_dqn_replay(source, store, attrs, checkpoints=parse_checkpoints(checkpoints), progress=progress)
-    except (DQNReplayError, StoreError, UnknownGameError) as error:
-        raise click.ClickException(str(error)) from None
+    attrs = dqn_replay_attrs(game, source)  # errors are the CLI's one `error:` line (pipelines/cli.py)
+    started = time.perf_counter()
+    report = import_dqn_replay(source, store, attrs, checkpoints=parse_checkpoints(checkpoints), progress=progress)
     seconds = time.perf_counter() - started
     if marker is not None:
         from ..dataset_refs import write_store_marker

@@ -46,7 +46,9 @@ def stats_command(datasets, scheduler, json_path, recent_steps, block_steps, pro
       dreamer-pipeline stats data.yaml --scheduler tcp://scheduler:8786 --json -
     """
     from dreamer_pipeline.datasets.dataset import Replay, open_dataset
-    from dreamer_pipeline.datasets.stats import dataset_stats, format_stats
+    from dreamer_pipeline.datasets.stats import SchedulerError, dataset_stats, format_stats
+
+    from ..atomic import atomic_write_text
 
     data = Replay(list(datasets), recent_steps) if recent_steps is not None else open_dataset(*datasets)
     try:
@@ -55,13 +57,12 @@ def stats_command(datasets, scheduler, json_path, recent_steps, block_steps, pro
     except OSError as error:  # e.g. an unreachable scheduler address (no path: say which address)
         if error.filename is not None:
             raise
-        raise click.ClickException(f"dask scheduler {scheduler!r}: {error}") from None
+        raise SchedulerError(f"dask scheduler {scheduler!r}: {error}") from None
     text = json.dumps(stats, indent=2)
     if json_path == "-":
         click.echo(text)
         return
     click.echo(format_stats(stats))
     if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(text + "\n")
+        atomic_write_text(json_path, text + "\n")  # never through a link planted at PATH
         click.echo(f"\nwrote {json_path}")
