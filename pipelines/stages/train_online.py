@@ -79,10 +79,10 @@ class OnlineLearner:
         self.waited_seconds = 0.0
 
     # ---- collectors ----
-    def start(self, agent, done: int, command: list[str], env: dict[str, str]) -> None:
+    def start(self, agent, done: int, command: list[str], env: dict[str, str], lineage: str | None = None) -> None:
         """Publish the actor, write the plan, and start a collector for every unfinished shard."""
         self.link.folder.mkdir(parents=True, exist_ok=True)
-        self.link.write_plan(self.train_every, self.lead_updates, [job.steps for job in self.jobs])
+        self.link.write_plan(self.train_every, self.lead_updates, [job.steps for job in self.jobs], lineage)
         self.link.publish_actor(agent, done)
         self.link.write_learner(done, self.target_updates)
         for job in self.jobs:
@@ -248,7 +248,7 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
     command = [sys.executable, "-m", "dreamer_pipeline.pipelines.cli", "collect", "--game", game, "--config",
                str(config_path), "--envs", str(cfg.collect.envs), "--threads", str(cfg.collect.threads),
                "--policy-mode", cfg.collect.policy_mode, "--device", collector_device(cfg.collect.device, ctx.device),
-               "--no-progress"]
+               "--no-progress", "--set-aside-superseded"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # collectors leave the cores to the learner
     inputs = stage_inputs(agent_config=agent.config, stores=dataset.stores, start=resume_from,
                           **training_settings(cfg, seed=seed, iteration=iteration, shards=[j.steps for j in jobs]))
@@ -256,7 +256,7 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
     done_before = resume_partial(agent, out, stage=STAGE, updates=updates, inputs=inputs)
     with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage=STAGE, iteration=iteration,
                        logging=cfg.logging, config=_plain(cfg)) as logger:
-        learner.start(agent, done_before, command, env)
+        learner.start(agent, done_before, command, env, lineage=inputs["checkpoint"])  # stores of another start are set aside
         try:
             made = [0]
 

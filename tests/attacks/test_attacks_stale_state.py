@@ -269,3 +269,25 @@ def test_the_collect_rule_sets_superseded_stores_aside(tmp_path):
     output = result.stdout + result.stderr
     collects = [line for line in output.splitlines() if "dreamer-pipeline collect " in line]
     assert collects and all("--set-aside-superseded" in line for line in collects)
+
+
+def test_online_stores_record_the_learner_they_were_collected_for(tmp_path):
+    """Beyond the issue, the online stage's form of attack 9: its collectors' provenance named only
+    the link folder and the shard, so after `-R` on iteration k-1 they resumed the stores collected
+    for the superseded learner and mixed both. The provenance holds the learner's start now, and
+    the stage's collectors set such stores aside (`--set-aside-superseded`)."""
+    from dreamer_pipeline.models.agent import Agent
+    from dreamer_pipeline.models.config import preset
+    from dreamer_pipeline.pipelines.acting.collector import provenance_mismatch
+    from dreamer_pipeline.pipelines.acting.online_link import OnlineLink
+    from dreamer_pipeline.pipelines.acting.online_policy import following_policy
+
+    link = OnlineLink.at(tmp_path / "online")
+    link.folder.mkdir()
+    link.publish_actor(Agent(preset("debug"), num_actions=3), 0)
+    provenances = []
+    for start in ("digest-of-the-old-start", "digest-of-the-retrained-start"):
+        link.write_plan(train_every=4, lead_updates=2, targets=[40], lineage=start)
+        provenances.append(following_policy(link, 0, tmp_path / "s.zarr").provenance)
+    assert provenances[0]["lineage"] == "digest-of-the-old-start"
+    assert provenance_mismatch({"policy": provenances[0]}, {"policy": provenances[1]})
