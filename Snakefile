@@ -11,6 +11,7 @@
 import os
 import re
 import sys
+import warnings
 
 from snakemake.utils import min_version
 
@@ -20,16 +21,23 @@ from snakemake.utils import min_version
 sys.setrecursionlimit(max(sys.getrecursionlimit(), 100_000))
 
 from dreamer_pipeline.models.config_schema import ConfigError
+from dreamer_pipeline.pipelines.check_config import PlanWarning
+from dreamer_pipeline.pipelines.results_lock import ResultsLockedError
 from dreamer_pipeline.pipelines.workflow_plan import load_workflow
 
 min_version("9.0")
 
 try:
     # `--config KEY=VALUE` values arrive as strings; the schema types them (pipelines/config_overrides.py).
-    W = load_workflow(config, overrides=workflow.config_settings.overwrite_config)
+    # Only those: `overwrite_config` also holds the config files' values, which keep their YAML types.
+    with warnings.catch_warnings(record=True) as planning_warnings:
+        warnings.simplefilter("always", PlanWarning)
+        W = load_workflow(config, overrides=workflow.config_settings.config)
 except ConfigError as error:
     sys.stderr.write(f"\nInvalid configuration: {error}\n\n")
     raise SystemExit(1)
+for warning in planning_warnings:
+    sys.stderr.write(f"Warning: {warning.message}\n")
 
 L = W.layout
 CFG = W.cfg
@@ -43,6 +51,24 @@ wildcard_constraints:
 
 
 localrules: train_all
+
+
+onstart:
+    # One running workflow per results folder (a lock inside it, pipelines/results_lock.py), and the
+    # configuration snapshot written under that lock: a dry run or --lint writes nothing.
+    try:
+        W.start()
+    except (ConfigError, ResultsLockedError) as error:
+        sys.stderr.write(f"\nError: {error}\n\n")
+        raise SystemExit(1)
+
+
+onsuccess:
+    W.finish()
+
+
+onerror:
+    W.finish()
 
 
 rule train_all:

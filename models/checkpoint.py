@@ -21,6 +21,7 @@ width) raises `CheckpointError` naming every field that differs.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -31,6 +32,7 @@ from .action_space import ActionSpace, ActionSpaceError
 from .agent import Agent
 from .config import ARCHITECTURE_FIELDS, AgentConfig, actor_distribution
 from .config_schema import ConfigError, from_mapping, to_dict
+from .temporaries import file_mode, remove_stale_temporaries, temporary_prefix
 
 FORMAT_NAME = "dreamer-pipeline/agent"
 FORMAT_VERSION = 1
@@ -46,9 +48,14 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(agent: Agent, path: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> Path:
-    """Write `agent` to `path` atomically (temporary file in the same folder, then os.replace)."""
+    """Write `agent` to `path` atomically (temporary file in the same folder, then os.replace).
+
+    The file's mode follows the umask, as every other output does (mkstemp would leave 0600), and
+    temporary files of a writer that was killed are removed first. A write that fails (a full disk)
+    is one `CheckpointError`; nothing is left behind and `path` is unchanged."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     payload = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -59,17 +66,30 @@ def save_checkpoint(agent: Agent, path: str | os.PathLike, extra: Mapping[str, A
         "state": agent.state_dict(),
         "extra": dict(extra or {}),
     }
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as file:
             torch.save(payload, file)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as error:  # torch reports a failed write as a RuntimeError
+        Path(tmp).unlink(missing_ok=True)
+        raise CheckpointError(path, f"could not be written ({_write_failure(error, path.parent)})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _write_failure(error: BaseException, folder: Path) -> str:
+    detail = getattr(error, "strerror", None) or " ".join(str(error).split())[:200] or type(error).__name__
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return detail
+    return f"{detail}; {free:,} bytes free in {folder}"
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -16,30 +16,24 @@ from typing import Any, Callable
 import yaml
 
 from dreamer_pipeline.datasets.durable import fsync_path
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
+from dreamer_pipeline.models.temporaries import file_mode, remove_stale_temporaries, temporary_prefix
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp_path)`, fsync it, rename it to `path` (same directory, same filesystem), and
-    fsync the directory, so the new name survives a power loss too."""
+    fsync the directory, so the new name survives a power loss too. Temporary files a killed writer
+    of `path` left are removed first (`models.temporaries`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    handle, tmp_name = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(handle)
     tmp = Path(tmp_name)
     try:
         write(tmp)
         with open(tmp, "rb+") as file:
             os.fsync(file.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; results are shared (group, cluster)
+        os.chmod(tmp, file_mode())  # mkstemp creates 0600; results are shared (group, cluster)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

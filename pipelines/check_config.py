@@ -12,6 +12,7 @@ Each problem is one `ConfigError` naming the key and what is wrong.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import click
@@ -20,8 +21,12 @@ from dreamer_pipeline.models.config_schema import ConfigError, override
 
 from .config import PipelineConfig, dump_config, load_config
 from .dataset_refs import resolve_dataset
-from .machine import check_device_name, check_machine, skip_requested
+from .machine import check_device_name, check_machine, cpu_time_warning, skip_requested
 from .run_layout import RunLayout
+
+
+class PlanWarning(UserWarning):
+    """A valid configuration whose plan is probably not what was meant (e.g. years of CPU training)."""
 
 
 def check_game(game: str, suite: str = "atari") -> None:
@@ -74,7 +79,9 @@ def validate_config(cfg: PipelineConfig, layout: RunLayout | None = None) -> Pip
     if skip_requested():  # a submit host unlike the nodes: the stages check when they start
         check_device_name(cfg.train.device)
     else:
-        check_machine(cfg, agent_config)
+        warning = cpu_time_warning(cfg, agent_config, check_machine(cfg, agent_config))
+        if warning:
+            warnings.warn(warning, PlanWarning, stacklevel=2)
     sections = [("datasets", cfg.datasets)]
     if cfg.pretrain is not None:
         sections.append(("pretrain.datasets", cfg.pretrain.datasets))
@@ -107,7 +114,11 @@ def check_config_command(config_file: Path, show: bool) -> None:
 
     Example: dreamer-pipeline check-config config/debug.yaml --show
     """
-    cfg = load_and_validate(config_file)  # a ConfigError is one line and exit code 2 (pipelines/cli.py)
+    with warnings.catch_warnings(record=True) as plan_warnings:
+        warnings.simplefilter("always", PlanWarning)
+        cfg = load_and_validate(config_file)  # a ConfigError is one line and exit code 2 (pipelines/cli.py)
+    for warning in plan_warnings:
+        click.echo(f"warning: {warning.message}", err=True)
     if show:
         click.echo(dump_config(cfg), nl=False)
     click.echo(f"{config_file}: ok ({len(cfg.games)} game(s), {len(cfg.seeds)} seed(s), variant {cfg.variant!r})", err=True)

@@ -22,6 +22,7 @@ import yaml
 
 from dreamer_pipeline.models.config_schema import ConfigError, from_mapping, to_dict
 
+from .config_yaml import load_yaml
 from .limits import check_limits
 from .machine import check_device_name
 
@@ -313,10 +314,7 @@ def load_config(path: str | Path) -> PipelineConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"configuration file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"configuration file {path} is not valid YAML: {error}") from None
+    data = load_yaml(path.read_text(), f"configuration file {path}")  # no aliases, bounded nesting
     if data is not None and not isinstance(data, Mapping):
         raise ConfigError(f"configuration file {path} must hold a mapping of keys, got {type(data).__name__}")
     try:

@@ -19,9 +19,8 @@ import types
 import typing
 from typing import Any, Mapping
 
-import yaml
 
-from dreamer_pipeline.models.config_schema import ConfigError
+from .config_yaml import load_yaml
 
 _NULLS = {"null", "none", "~", ""}
 
@@ -125,7 +124,4 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
 
 
 def _yaml(text: str, where: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"--config {where}: {text!r} is not valid YAML ({error})") from None
+    return load_yaml(text, f"--config {where}")

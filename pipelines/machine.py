@@ -20,7 +20,7 @@ import re
 
 from dreamer_pipeline.models.config_schema import ConfigError
 
-from .memory_estimate import gib, training_memory
+from .memory_estimate import gib, parameter_count, training_memory
 
 SKIP_VARIABLE = "DREAMER_PIPELINE_NO_MACHINE_CHECK"
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:[0-9]+)?")
@@ -97,6 +97,34 @@ def check_memory(cfg, agent_config, device: str) -> None:
     if gpu and estimate.device_bytes > gpu:
         raise ConfigError(f"a training stage would need about {gib(estimate.device_bytes)} on {device} "
                           f"({estimate.describe()}; {plan}), more than its {gib(gpu)}")
+
+
+# The CPU rate measured for the `small` preset: 0.88 s per interleaved update of batch 16 x 50 on the
+# 2-core development machine (docs/agent.md). Other sizes scale by parameters and batch, which
+# gives 23 s for the `atari` preset, as measured (22 to 26 s, docs/pipeline.md).
+CPU_SECONDS_PER_SMALL_UPDATE = 0.88
+CPU_WARNING_HOURS = 24.0
+
+
+def cpu_time_warning(cfg, agent_config, device: str) -> str | None:
+    """A warning when a plan that trains on the CPU would take more than a day (the paper's
+    protocol there: years), with the estimate; None otherwise."""
+    if device != "cpu":
+        return None
+    from dreamer_pipeline.models.config import preset
+
+    from .schedule import plan
+
+    runs = len(cfg.games) * len(cfg.seeds)
+    updates = sum(iteration.updates for iteration in plan(cfg)) * runs
+    scale = parameter_count(agent_config) / parameter_count(preset("small"))
+    scale *= cfg.train.batch_size * cfg.train.sequence_length / (16 * 50)
+    seconds = updates * CPU_SECONDS_PER_SMALL_UPDATE * scale
+    if seconds < CPU_WARNING_HOURS * 3600:
+        return None
+    return (f"training on the CPU: {updates:,} updates ({runs} run(s)) at about {CPU_SECONDS_PER_SMALL_UPDATE * scale:.1f} s "
+            f"each (the rate measured on 2 cores) would take about {seconds / 86400:,.0f} days; plan a GPU (train.device) or a smaller "
+            "budget (docs/pipeline.md, 'Planned wall time of a 200M-frame run')")
 
 
 def check_machine(cfg, agent_config, device: str | None = None) -> str:

@@ -8,16 +8,19 @@ bad configuration stops the workflow before any job starts.
 
 from __future__ import annotations
 
+import atexit
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Mapping
 
-from .atomic import write_if_changed
 from .check_config import validate_config
-from .config import PipelineConfig, config_from_mapping, dump_config
+from .config import PipelineConfig, config_from_mapping
 from .config_overrides import apply_overrides
+from .config_snapshot import check_shared_outputs, check_snapshot, write_snapshot
+from .config_yaml import check_plain_tree
 from .dataset_refs import resolve_dataset
+from .results_lock import ResultsLock
 from .run_layout import RunLayout
 from .schedule import Iteration, eval_seed, plan, replay_iterations, shard_seed
 
@@ -34,6 +37,19 @@ class WorkflowPlan:
 
     def __post_init__(self) -> None:
         self.iterations = plan(self.cfg)
+        self._lock: ResultsLock | None = None
+
+    # ---- the running workflow (Snakefile's onstart, onsuccess and onerror) ----
+    def start(self) -> None:
+        """Take the results folder's lock (one running workflow per folder), then write the
+        configuration snapshot the stages read. Planning does neither."""
+        self._lock = ResultsLock(self.layout.results).acquire()
+        atexit.register(self.finish)  # also when Snakemake ends without its onsuccess/onerror hooks
+        write_snapshot(self.layout.config_snapshot(self.variant), self.cfg)
+
+    def finish(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
 
     # ---- the whole workflow ----
     @property
@@ -152,19 +168,21 @@ class WorkflowPlan:
         return sum(it.updates for it in self.iterations[: _k(iteration)])
 
 
-def load_workflow(config: Mapping[str, Any], write_snapshot: bool = True,
-                  overrides: Mapping[str, Any] | None = None) -> WorkflowPlan:
-    """Validate Snakemake's `config`; raise `ConfigError` naming the problem. Writes the snapshot
-    `{results}/configs/{variant}.yaml` (only when it changed) that every stage reads.
+def load_workflow(config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> WorkflowPlan:
+    """Validate Snakemake's `config`; raise `ConfigError` naming the problem. Writes nothing:
+    `WorkflowPlan.start()` (the workflow's `onstart`) writes the snapshot the stages read.
 
-    `overrides` are the `--config KEY=VALUE` entries (Snakemake's `overwrite_config`): their
-    values arrive as strings and are typed by the schema first (`config_overrides`)."""
+    `overrides` are the `--config KEY=VALUE` entries only (Snakemake's `config_settings.config`):
+    their values arrive as strings and are typed by the schema first (`config_overrides`); values
+    from configuration files keep their YAML types. A configuration with YAML aliases or absurd
+    nesting is refused before anything walks it (`config_yaml.check_plain_tree`)."""
+    check_plain_tree(config, "configuration")
     if overrides:
+        check_plain_tree(overrides, "--config")
         config = apply_overrides(config, overrides)
     cfg = config_from_mapping(dict(config))
     layout = RunLayout.from_config(cfg)
     validate_config(cfg, layout)
-    workflow = WorkflowPlan(cfg, layout)
-    if write_snapshot:
-        write_if_changed(layout.config_snapshot(cfg.variant), dump_config(cfg))
-    return workflow
+    check_snapshot(layout.config_snapshot(cfg.variant), cfg)
+    check_shared_outputs(cfg, layout)
+    return WorkflowPlan(cfg, layout)

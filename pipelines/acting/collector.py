@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as _dt
 import signal
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from dreamer_pipeline.datasets.store import (
     StoreWriter,
     provenance_mismatch,
 )
+from dreamer_pipeline.datasets.store_lock import StoreLock
 
 from ..envs.atari import EnvConfig, VectorAtari
 from ..envs.registry import vector_env
@@ -239,6 +241,7 @@ def collect(
     break_lock: bool = False,
     checksum: bool = True,
     fsync: bool = True,
+    set_aside_superseded: bool = False,
 ) -> CollectResult:
     """Fill the store at `path` with episodes until it holds >= `target_steps` agent steps (actions).
 
@@ -259,6 +262,10 @@ def collect(
     The collector holds the store's writer lock while it runs: a second writer on the same store
     gets a `StoreLockedError` naming this one. `break_lock` takes over the lock of a writer on
     another host (datasets/store_lock.py). `checksum` and `fsync` are `StoreWriter.open`'s (turn
+    `set_aside_superseded`: a store made with other settings (another policy: its upstream agent
+    was retrained) is renamed to a hidden `.{name}.superseded-{time}` and collected anew, with a
+    warning, instead of being refused; the workflow's collect rule asks for it (`--set-aside-superseded`).
+
     them off only for scratch data, e.g. to measure what they cost: benchmarks/bench_collect.py).
     """
     if target_steps < 1:
@@ -277,6 +284,8 @@ def collect(
             raise CollectError(f"{env.game}: {mismatch}{which}")
         provenance = policy.provenance if policy is not None else RandomPolicy(env.action_space).provenance
         attrs = store_attributes(env, provenance, seed)
+        if set_aside_superseded:
+            set_aside_if_superseded(path, attrs, break_lock=break_lock)
 
         done_already = _already_complete(path, attrs, target_steps)
         if done_already is not None:
@@ -341,6 +350,29 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return found
+
+
+class SupersededStoreWarning(UserWarning):
+    """A store made with other settings than its collector's was moved aside."""
+
+
+def set_aside_if_superseded(path: Path, attrs: dict[str, Any], *, break_lock: bool = False) -> Path | None:
+    """Rename the store at `path` to `.{name}.superseded-{UTC time}` beside it if it was made with
+    other settings than `attrs` (another policy, seed or environment); returns the new path. The
+    hidden name keeps it out of directory datasets; nothing in it is deleted."""
+    if not (path / "zarr.json").exists():
+        return None
+    problem = provenance_mismatch(ExperienceStore(path).attrs, attrs)
+    if problem is None:
+        return None
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    aside = path.with_name(f".{path.name}.superseded-{stamp}")
+    with StoreLock(path, break_lock=break_lock) as lock:  # never move a store a live writer holds
+        path.rename(aside)
+        lock.moved(aside)
+    warnings.warn(f"experience store {path}: {problem}; it was made for a superseded run and is kept as {aside}. "
+                  "Collecting it anew", SupersededStoreWarning, stacklevel=2)
+    return aside
 
 
 def _already_complete(path: Path, attrs: dict[str, Any], target_steps: int) -> ExperienceStore | None:

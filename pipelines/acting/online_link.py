@@ -78,10 +78,13 @@ class OnlineLink:
         }
         atomic_write(self.actor, lambda tmp: torch.save(payload, tmp))
 
-    def write_plan(self, train_every: int, lead_updates: int, targets: list[int]) -> None:
+    def write_plan(self, train_every: int, lead_updates: int, targets: list[int], lineage: str | None = None) -> None:
+        """`lineage` names what the learner started from (a digest); the collectors record it in
+        their stores' provenance, so a store of a superseded learner is never resumed."""
         total = sum(targets)
         shards = [{"target": int(t), "share": t / total} for t in targets]
-        _write_json(self.plan, {"train_every": int(train_every), "lead_updates": int(lead_updates), "shards": shards})
+        _write_json(self.plan, {"train_every": int(train_every), "lead_updates": int(lead_updates), "shards": shards,
+                                **({"lineage": str(lineage)} if lineage else {})})
 
     def write_learner(self, updates: int, target: int, finished: bool = False) -> None:
         _write_json(self.learner, {"updates": int(updates), "target": int(target), "finished": bool(finished)})

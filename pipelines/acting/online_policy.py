@@ -43,9 +43,12 @@ def following_policy(link: OnlineLink, shard: int, store: str | Path, *, mode: s
     except (KeyError, ActionSpaceError) as error:
         raise OnlineLinkError(f"{link.actor}: no valid action space ({error})") from None
     agent = Agent(from_mapping(AgentConfig, payload["config"]), device=device, action_space=action_space)
-    return FollowingPolicy(agent, link, shard, store=store, target_steps=shards[shard]["target"],
-                           share=shards[shard]["share"], train_every=plan["train_every"],
-                           lead_updates=plan["lead_updates"], mode=mode)
+    policy = FollowingPolicy(agent, link, shard, store=store, target_steps=shards[shard]["target"],
+                             share=shards[shard]["share"], train_every=plan["train_every"],
+                             lead_updates=plan["lead_updates"], mode=mode)
+    if plan.get("lineage"):  # the learner's start: a store collected for another one is not resumed
+        policy.provenance["lineage"] = str(plan["lineage"])
+    return policy
 
 
 class FollowingPolicy(AgentPolicy):

@@ -13,6 +13,10 @@ from pathlib import Path
 import click
 
 
+class WatchError(ValueError):
+    """What `watch` cannot play; printed as one line, `error: ...`, like every project error (cli.py)."""
+
+
 def _stored_config(payload: dict):
     """The pipeline configuration a training stage stored in the checkpoint, or None."""
     from dreamer_pipeline.models.config_schema import ConfigError
@@ -47,12 +51,10 @@ def watch_command(checkpoint, out, episodes, game, config_path, mode, seed, devi
 
     Example: dreamer-pipeline watch results/runs/pong/default/seed0/iter0010/world_model.pt --episodes 3
     """
-    from dreamer_pipeline.models.checkpoint import CheckpointError
-
     from ..agent_io import read_payload
     from .agent_policy import load_agent_policy
     from ..config import PipelineConfig, load_config
-    from .episode_video import VideoError, record_episodes
+    from .episode_video import record_episodes
     from ..stages.evaluate import evaluation_env_config
 
     try:
@@ -60,15 +62,17 @@ def watch_command(checkpoint, out, episodes, game, config_path, mode, seed, devi
         cfg = load_config(config_path) if config_path else (_stored_config(payload) or PipelineConfig())
         if game is None:
             if len(cfg.games) != 1:
-                raise click.UsageError(f"the configuration names games {cfg.games}; choose one with --game")
+                raise WatchError(f"{checkpoint}: its configuration names games {cfg.games}; choose one with --game")
             game = cfg.games[0]
         policy = load_agent_policy(checkpoint, mode=mode, device=device)
         out = out or checkpoint.with_suffix(".mp4")
         progress = payload.get("extra", {}).get("progress", {})
         title = f"{game} · {checkpoint.parent.name} · {progress.get('frames', 0) / 1e6:g}M frames · {mode}"
         video = record_episodes(game, evaluation_env_config(cfg), policy, out, episodes=episodes, seed=seed, title=title)
-    except (CheckpointError, VideoError, ValueError) as error:
-        raise click.ClickException(str(error)) from None
+    except ValueError as error:
+        if type(error).__module__.startswith("dreamer_pipeline"):
+            raise  # the project's errors (checkpoint, video, configuration) are one line already (cli.py)
+        raise WatchError(" ".join(str(error).split())) from None
     returns = ", ".join(f"{r:g}" for r in video.returns)
     click.echo(f"wrote {out}: {episodes} episode(s), returns {returns}, {video.video_frames} video frames "
                f"in {video.seconds:.1f} s")

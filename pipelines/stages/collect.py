@@ -23,17 +23,14 @@ SIGNAL_EXIT_CODES = {"SIGINT": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGT
 def env_config_from_file(path: str | Path):
     """Environment settings from YAML: either Atari `EnvConfig` fields at the top level, or a pipeline
     configuration (config/*.yaml), whose suite's settings with its `env` section apply."""
-    import yaml
-
     from dreamer_pipeline.models.config_schema import ConfigError, override
+
+    from ..config_yaml import load_yaml
 
     from ..envs.atari import EnvConfig
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    data = load_yaml(path.read_text(), str(path)) or {}  # no aliases, bounded nesting
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path} must hold a mapping of keys, got {type(data).__name__}")
     from ..config import PipelineConfig, load_config
@@ -121,10 +118,14 @@ def load_policy(spec: str, mode: str, device: str):
 @click.option("--break-lock", is_flag=True, default=False,
               help="Take over the store's writer lock held by a writer on another host (make sure it is dead). "
               "A dead writer on this host is taken over without it.")
+@click.option("--set-aside-superseded", is_flag=True, default=False,
+              help="A store at --store made with other settings (another policy, seed or environment) is renamed "
+              "to .NAME.superseded-TIME beside it and collected anew, instead of refused (the workflow's collect "
+              "rule: a retrained upstream agent supersedes the store).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def collect_command(game, store, steps, envs, threads, seed, policy_spec, policy_mode, follow, follow_shard, device,
                     config_path, sticky, full_action_space, max_episode_steps, noop_max, chunk_steps, commit_steps,
-                    marker, break_lock, progress):
+                    marker, break_lock, set_aside_superseded, progress):
     """Play GAME with a policy and store whole episodes in a zarr experience store.
 
     Runs until the store holds at least --steps agent steps (actions; each episode's reset step is
@@ -185,6 +186,7 @@ def collect_command(game, store, steps, envs, threads, seed, policy_spec, policy
         store, game, steps, num_envs=envs, seed=seed, env_config=env_config, policy=policy,
         chunk_steps=chunk_steps or DEFAULT_CHUNK_STEPS, num_threads=threads, progress=progress,
         commit_steps=commit_steps or DEFAULT_COMMIT_STEPS, break_lock=break_lock,
+        set_aside_superseded=set_aside_superseded,
     )
 
     if result.stopped_by:

@@ -130,6 +130,7 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
         mismatch = action_space_mismatch(action_space_of(policy), env.action_space)
         if mismatch:
             raise click.ClickException(f"{agent_path} cannot play {game}: {mismatch}")
+        check_trained_game(agent_path, env.game, cfg.suite)
         started = time.perf_counter()
         returns, lengths = run_episodes(env, policy, episodes, env_seed)
         evaluate_seconds = time.perf_counter() - started
@@ -191,6 +192,25 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
         write_resolved_config(cfg, Path(out).parent)
     atomic_write_json(out, result)
     click.echo(f"{game} iteration {iteration}: mean return {result['mean_return']:.2f} over {len(returns)} episode(s)")
+
+
+def check_trained_game(agent_path, game: str, suite: str) -> None:
+    """Refuse a checkpoint trained on another game: with the same action count it would play, and
+    its score be reported under the wrong game's name. Checkpoints written before they recorded
+    their game (no `extra.game`) are taken as they are."""
+    from ..agent_io import read_payload
+    from ..envs.registry import canonical_game
+
+    trained = read_payload(agent_path).get("extra", {}).get("game")
+    if trained is None:
+        return
+    try:
+        trained = canonical_game(str(trained), suite)
+    except ValueError:
+        pass  # a game this suite does not know: it differs from `game`, which it knows
+    if trained != game:
+        raise click.ClickException(f"{agent_path} was trained on {trained!r}, not {game!r}: evaluate it on "
+                                   f"{trained!r}, or give the checkpoint of a {game!r} run")
 
 
 def _environment_version(suite: str) -> dict[str, str]:

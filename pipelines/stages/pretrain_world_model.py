@@ -24,6 +24,7 @@ from ..agent_io import build_agent, save_agent
 from ..config import PretrainConfig
 from ..tracking.metrics import MetricsLogger
 from .train_world_model import _plain, _run_dir
+from .stage_inputs import stage_inputs, training_settings
 from .training import (
     batch_seed, batches, previous_partials, resumable_updates, setup, update_frames, write_resolved_config, write_videos,
 )
@@ -74,19 +75,21 @@ def pretrain_world_model_command(config_path, game, updates, out, seed, device, 
     folder = out.parent
     for old in previous_partials(out, 0):
         old.unlink(missing_ok=True)
+    inputs = stage_inputs(agent_config=agent.config, stores=dataset.stores,
+                          **training_settings(cfg, seed=seed, reward_free=section.reward_free))
     with MetricsLogger(folder / "metrics.jsonl", folder / "tensorboard", stage=STAGE, iteration=0,
                        logging=cfg.logging, config=_plain(cfg)) as logger:
         logger.log({"replay/steps": dataset.num_steps, "replay/episodes": dataset.num_episodes}, frames=0, updates=0)
         resumable_updates(
             stores=[str(store.path) for store in dataset.stores],
             stage=STAGE, out=out, updates=updates, agent=agent, cfg=cfg, logger=logger, frames=0, updates_before=0,
-            step=agent.train_world_model,
+            step=agent.train_world_model, inputs=inputs,
             make_batches=lambda done: batches(dataset, cfg, batch_seed(seed, 8, done), ctx.device,
                                               drop_reward=section.reward_free),
         )
         write_videos(agent, dataset, cfg, folder / "videos", logger,
                      seed=batch_seed(seed, 9), step=update_frames(cfg, 0, updates, updates, 0))
-    save_agent(out, agent, pipeline_config=_plain(cfg), progress={
+    save_agent(out, agent, pipeline_config=_plain(cfg), extra={"game": game}, progress={
         "stage": STAGE, "iteration": 0, "frames": 0, "updates": updates, "reward_free": section.reward_free,
         "datasets": [str(d) for d in datasets],
     })

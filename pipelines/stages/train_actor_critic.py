@@ -17,6 +17,7 @@ from ..agent_io import load_agent, save_agent
 from ..config import to_dict
 from ..tracking.metrics import MetricsLogger
 from .train_world_model import _plain, _run_dir, common_options
+from .stage_inputs import stage_inputs, training_settings
 from .training import batch_seed, batches, open_replay, previous_partials, resumable_updates, setup, write_resolved_config
 
 STAGE = "train_actor_critic"
@@ -45,15 +46,17 @@ def train_actor_critic_command(config_path, game, seed, iteration, updates, upda
     run_dir = _run_dir(out)
     for old in previous_partials(out, iteration):
         old.unlink(missing_ok=True)
+    inputs = stage_inputs(agent_config=agent.config, stores=dataset.stores, start=world_model_path,
+                          **training_settings(cfg, seed=seed, iteration=iteration))
     with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage=STAGE, iteration=iteration,
                        logging=cfg.logging, config=to_dict(cfg)) as logger:
         resumable_updates(
             stores=[str(store.path) for store in dataset.stores],
             stage=STAGE, out=out, updates=updates, agent=agent, cfg=cfg, logger=logger, frames=frames,
-            updates_before=updates_before, step=agent.train_behaviour,
+            updates_before=updates_before, step=agent.train_behaviour, inputs=inputs,
             make_batches=lambda done: batches(dataset, cfg, batch_seed(seed, iteration, 4, done), ctx.device),
         )
-    save_agent(out, agent, pipeline_config=_plain(cfg), progress={
+    save_agent(out, agent, pipeline_config=_plain(cfg), extra={"game": game}, progress={
         "stage": STAGE, "iteration": iteration, "frames": frames, "updates": updates_before + updates,
     })
     write_resolved_config(cfg, out.parent, run_dir)

@@ -37,9 +37,10 @@ from ..acting.online_link import OnlineLink
 from ..run_layout import store_for_marker
 from .train_world_model import _plain, _run_dir, common_options
 from .training import (
-    batch_seed, log_new_experience, open_replay, previous_partials, read_stage_partial, resumable_updates, setup,
+    batch_seed, log_new_experience, open_replay, previous_partials, resumable_updates, setup,
     write_resolved_config, write_videos,
 )
+from .stage_inputs import resume_partial, stage_inputs, training_settings
 
 STAGE = "train_online"
 REFRESH_SECONDS = 10.0  # how often the learner re-reads the growing stores (and at most once per update)
@@ -80,10 +81,10 @@ class OnlineLearner:
         self.waited_seconds = 0.0
 
     # ---- collectors ----
-    def start(self, agent, done: int, command: list[str], env: dict[str, str]) -> None:
+    def start(self, agent, done: int, command: list[str], env: dict[str, str], lineage: str | None = None) -> None:
         """Publish the actor, write the plan, and start a collector for every unfinished shard."""
         self.link.folder.mkdir(parents=True, exist_ok=True)
-        self.link.write_plan(self.train_every, self.lead_updates, [job.steps for job in self.jobs])
+        self.link.write_plan(self.train_every, self.lead_updates, [job.steps for job in self.jobs], lineage)
         self.link.publish_actor(agent, done)
         self.link.write_learner(done, self.target_updates)
         for job in self.jobs:
@@ -249,12 +250,15 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
     command = [sys.executable, "-m", "dreamer_pipeline.pipelines.cli", "collect", "--game", game, "--config",
                str(config_path), "--envs", str(cfg.collect.envs), "--threads", str(cfg.collect.threads),
                "--policy-mode", cfg.collect.policy_mode, "--device", collector_device(cfg.collect.device, ctx.device),
-               "--no-progress"]
+               "--no-progress", "--set-aside-superseded"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # collectors leave the cores to the learner
-    done_before = _resume_partial(agent, out, updates)
+    inputs = stage_inputs(agent_config=agent.config, stores=dataset.stores, start=resume_from,
+                          **training_settings(cfg, seed=seed, iteration=iteration, shards=[j.steps for j in jobs]))
+    # the actor published to the collectors is the resumed one
+    done_before = resume_partial(agent, out, stage=STAGE, updates=updates, inputs=inputs)
     with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage=STAGE, iteration=iteration,
                        logging=cfg.logging, config=_plain(cfg)) as logger:
-        learner.start(agent, done_before, command, env)
+        learner.start(agent, done_before, command, env, lineage=inputs["checkpoint"])  # stores of another start are set aside
         try:
             made = [0]
 
@@ -273,7 +277,7 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
 
             resumable_updates(
                 stage=STAGE, out=out, updates=updates, agent=agent, cfg=cfg, logger=logger, frames=frames,
-                updates_before=updates_before, step=step, stores=stores,
+                updates_before=updates_before, step=step, stores=stores, inputs=inputs,
                 make_batches=lambda done: learner_batches(learner, done, cfg, replay, shared,
                                                           batch_seed(seed, iteration, 2), ctx.device),
             )
@@ -285,25 +289,12 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
         final = open_replay(cfg, [*replay, *(str(j.marker) for j in jobs)], shared)
         if videos is not None:
             write_videos(agent, final, cfg, videos, logger, seed=batch_seed(seed, iteration, 3), step=frames)
-    save_agent(out, agent, pipeline_config=_plain(cfg), progress={
+    save_agent(out, agent, pipeline_config=_plain(cfg), extra={"game": game}, progress={
         "stage": STAGE, "iteration": iteration, "frames": frames, "updates": updates_before + updates,
     })
     write_resolved_config(cfg, out.parent, run_dir)
     click.echo(f"{out}: {updates} updates while collecting {sum(j.steps for j in jobs)} steps "
                f"(learner waited {learner.waited_seconds:.0f} s for experience)")
-
-
-def _resume_partial(agent, out: Path, updates: int) -> int:
-    """Load the stage's partial checkpoint into `agent` (as `resumable_updates` will) so that the
-    actor published to the collectors is the resumed one; returns the updates already made."""
-    from ..agent_io import read_payload
-    from ..run_layout import partial_checkpoint
-
-    progress = read_stage_partial(out)
-    if progress is None or progress.get("stage") != STAGE or progress.get("updates") != updates:
-        return 0
-    agent.load_state_dict(read_payload(partial_checkpoint(out))["state"])
-    return int(progress.get("done", 0))
 
 
 def collector_device(configured: str, learner: str) -> str:

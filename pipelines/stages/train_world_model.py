@@ -25,9 +25,10 @@ from ..agent_io import build_agent, load_agent, load_pretrained_world_model, sav
 from ..tracking.metrics import MetricsLogger
 from ..run_layout import partial_checkpoint, run_dir_of_iteration_file
 from .training import (
-    batch_seed, batches, open_replay, read_stage_partial, resumable_updates, setup, write_resolved_config,
+    batch_seed, batches, open_replay, resumable_updates, setup, write_resolved_config,
     write_videos, log_new_experience, previous_partials,
 )
+from .stage_inputs import resume_partial, stage_inputs, training_settings
 
 STAGE = "train_world_model"
 
@@ -99,9 +100,12 @@ def train_world_model_command(config_path, game, seed, iteration, updates, updat
     stage = "train_agent" if interleaved else STAGE
     for old in previous_partials(out, iteration):
         old.unlink(missing_ok=True)
+    inputs = stage_inputs(agent_config=agent.config, stores=dataset.stores, start=resume_from or init_world_model,
+                          **training_settings(cfg, seed=seed, iteration=iteration, init=bool(init_world_model)))
+    resumed = resume_partial(agent, out, stage=stage, updates=updates, inputs=inputs)
     with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage=stage, iteration=iteration,
                        logging=cfg.logging, config=_plain(cfg)) as logger:
-        if read_stage_partial(out) is None:
+        if not resumed:
             log_new_experience(logger, replay, iteration, frames=frames, updates=updates_before)
         logger.log({"replay/steps": dataset.num_steps, "replay/episodes": dataset.num_episodes}, frames=frames,
                    updates=updates_before)
@@ -109,12 +113,12 @@ def train_world_model_command(config_path, game, seed, iteration, updates, updat
         resumable_updates(
             stores=[str(store.path) for store in dataset.stores],
             stage=stage, out=out, updates=updates, agent=agent, cfg=cfg, logger=logger, frames=frames,
-            updates_before=updates_before, step=step,
+            updates_before=updates_before, step=step, inputs=inputs,
             make_batches=lambda done: batches(dataset, cfg, batch_seed(seed, iteration, 2, done), ctx.device),
         )
         if videos is not None:
             write_videos(agent, dataset, cfg, videos, logger, seed=batch_seed(seed, iteration, 3), step=frames)
-    save_agent(out, agent, pipeline_config=_plain(cfg), progress={
+    save_agent(out, agent, pipeline_config=_plain(cfg), extra={"game": game}, progress={
         "stage": stage, "iteration": iteration, "frames": frames, "updates": updates_before + updates,
     })
     write_resolved_config(cfg, out.parent, run_dir)

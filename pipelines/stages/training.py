@@ -24,8 +24,9 @@ from ..config import PipelineConfig, dump_config, load_config
 from .loss_guard import check_finite_losses
 from ..tracking.metrics import MetricsLogger
 from ..run_layout import compile_cache_dir, partial_checkpoint
+from .stage_inputs import resume_partial
 
-STAGE_FORMAT = 1
+STAGE_FORMAT = 2  # 2: the partial records the digests of its inputs (stage_inputs.py)
 
 
 @dataclass
@@ -156,16 +157,6 @@ def _mean(records: list[Mapping[str, Any]]) -> dict[str, float]:
     return mean_metrics(records)
 
 
-def read_stage_partial(out: str | os.PathLike) -> dict | None:
-    """The stage progress stored in `out`'s partial checkpoint, or None if there is none."""
-    from ..agent_io import read_payload
-
-    partial = partial_checkpoint(out)
-    if not partial.exists():
-        return None
-    return read_payload(partial).get("extra", {}).get("stage_progress")
-
-
 def previous_partials(out: str | os.PathLike, iteration: int) -> list[Path]:
     """Partial checkpoints of the same stage in earlier iterations of the run (safe to delete once
     iteration k runs: their outputs exist, and Snakemake has recorded them as complete)."""
@@ -193,6 +184,7 @@ def resumable_updates(
     updates_before: int,
     log_every: int = 0,
     stores: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
 ) -> int:
     """Run `updates` calls of `step(batch)`, resuming from `out`'s partial checkpoint if present.
 
@@ -208,18 +200,13 @@ def resumable_updates(
     from dreamer_pipeline.models import checkpoint as ckpt
 
     partial = partial_checkpoint(out)
-    done = 0
-    progress = read_stage_partial(out)
-    if progress is not None and progress.get("stage") == stage and progress.get("updates") == updates:
-        from ..agent_io import read_payload
-
-        agent.load_state_dict(read_payload(partial)["state"])
-        done = int(progress.get("done", 0))
+    done = resume_partial(agent, out, stage=stage, updates=updates, inputs=inputs)
+    if done:
         tqdm.write(f"{stage}: resuming from {partial} after {done}/{updates} updates")
 
     def save_partial() -> None:
         ckpt.save_checkpoint(agent, partial, extra={"stage_progress": {
-            "stage": stage, "updates": updates, "done": done, "format": STAGE_FORMAT}})
+            "stage": stage, "updates": updates, "done": done, "format": STAGE_FORMAT, "inputs": dict(inputs or {})}})
 
     log_every = log_every or max(1, min(100, updates // 20 or 1))
     window: list[Mapping[str, Any]] = []

@@ -206,7 +206,7 @@ def test_online_workflow_replaces_collect_and_staged_training(tmp_path):
     from dreamer_pipeline.pipelines.workflow_plan import load_workflow
 
     cfg = {"loop": {"online": True, "first_iteration_steps": 5000}, "collectors": 2, "paths": {"results": str(tmp_path)}}
-    workflow = load_workflow(cfg, write_snapshot=False)
+    workflow = load_workflow(cfg)
     assert workflow.staged_iterations() == "0000"
     own = workflow.replay("pong", 0, 2)
     before = workflow.replay("pong", 0, 2, own=False)

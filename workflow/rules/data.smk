@@ -34,7 +34,9 @@ rule prefill:
 if not CFG.loop.online:
 
     rule collect:
-        """Iteration k's experience from the actor of iteration k-1: one of `collectors` parallel jobs."""
+        """Iteration k's experience from the actor of iteration k-1: one of `collectors` parallel jobs.
+
+        A store made by another actor (k-1 was retrained, e.g. `-R`) is moved aside and collected anew."""
         input:
             agent=lambda w: W.agent(w.game, w.seed, int(w.iteration) - 1),
         output:
@@ -56,7 +58,7 @@ if not CFG.loop.online:
             "dreamer-pipeline collect --game {wildcards.game:q} --store {params.store:q} --steps {params.steps:q} "
             "--envs {params.envs:q} --threads {threads:q} --seed {params.seed:q} --config {params.config:q} "
             "--policy {input.agent:q} --policy-mode {params.mode:q} --device {params.device:q} --marker {output.marker:q} "
-            "> {log:q} 2>&1"
+            "--set-aside-superseded > {log:q} 2>&1"
 
 
 if CFG.pretrain is not None:
