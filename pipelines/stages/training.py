@@ -164,6 +164,7 @@ def resumable_updates(
     updates_before: int,
     log_every: int = 0,
     stores: Sequence[str] = (),
+    stage_state=None,
 ) -> int:
     """Run `updates` calls of `step(batch)`, resuming from `out`'s partial checkpoint if present.
 
@@ -175,6 +176,8 @@ def resumable_updates(
     Returns the number of updates this call made. A non-finite loss raises `NonFiniteLossError`
     naming the first bad update and `stores` (the replay's) before anything from it is logged or
     saved (losses are checked at each log or checkpoint, so the device never waits per update).
+    `stage_state` (e.g. the actor gate) has `state_dict()`/`load_state_dict()`: it is saved in
+    every partial checkpoint and resumed with the agent.
     """
     from dreamer_pipeline.models import checkpoint as ckpt
 
@@ -184,13 +187,17 @@ def resumable_updates(
     if progress is not None and progress.get("stage") == stage and progress.get("updates") == updates:
         from ..agent_io import read_payload
 
-        agent.load_state_dict(read_payload(partial)["state"])
+        payload = read_payload(partial)
+        agent.load_state_dict(payload["state"])
+        if stage_state is not None:
+            stage_state.load_state_dict(payload["extra"].get("stage_state"))
         done = int(progress.get("done", 0))
         tqdm.write(f"{stage}: resuming from {partial} after {done}/{updates} updates")
 
     def save_partial() -> None:
         ckpt.save_checkpoint(agent, partial, extra={"stage_progress": {
-            "stage": stage, "updates": updates, "done": done, "format": STAGE_FORMAT}})
+            "stage": stage, "updates": updates, "done": done, "format": STAGE_FORMAT},
+            **({"stage_state": stage_state.state_dict()} if stage_state is not None else {})})
 
     log_every = log_every or max(1, min(100, updates // 20 or 1))
     window: list[Mapping[str, Any]] = []
