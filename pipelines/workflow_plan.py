@@ -20,6 +20,7 @@ from .config_overrides import apply_overrides
 from .dataset_refs import resolve_dataset
 from .run_layout import RunLayout
 from .schedule import Iteration, eval_seed, plan, replay_iterations, shard_seed
+from .stages.actor_gate import gate_enabled, held_out_name
 
 
 def _k(iteration) -> int:
@@ -93,8 +94,6 @@ class WorkflowPlan:
     def held_out(self, game: str) -> list[str]:
         """The actor gate's held-out store of `game` (its marker), a training input while the gate is
         on (`train.actor_gate`); read by the gate only, never part of a replay."""
-        from .stages.actor_gate import gate_enabled, held_out_name
-
         return [self.layout.dataset_marker(game, held_out_name(self.cfg))] if gate_enabled(self.cfg) else []
 
     def pretrain_sources(self, game: str) -> tuple[list[str], list[str]]:

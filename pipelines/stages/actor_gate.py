@@ -126,6 +126,8 @@ def stage_gate(cfg, game: str, *, carried: Mapping[str, Any] | None, logger, fra
                updates_before: int) -> ActorGate | None:
     """The gate of one training stage (None when `train.actor_gate` is off), continuing the state
     `carried` in the checkpoint the stage starts from (`extra`), if its inputs match."""
+    # imported here, not above: the Snakefile imports this module's names, and its parse stays free
+    # of the stages' command-line and training modules
     import click
 
     from ..run_layout import RunLayout

@@ -56,7 +56,8 @@ def same_weights(a: dict, b: dict) -> bool:
 def test_windows_are_whole_episode_windows_starting_with_is_first(tmp_path):
     store = make_store(tmp_path / "held.zarr", [20, 7, 33])
     windows = held_out_windows(store, 8)
-    # episode 0 (steps 0-19): windows at 0 and 8; episode 1 (7 steps) holds none; episode 2 (steps 27-59): 27, 35, 43, 51
+    # episode 0 (steps 0-19): windows at 0 and 8; episode 1 (7 steps) holds none;
+    # episode 2 (steps 27-59): 27, 35, 43, 51
     first_steps = step_id(windows["image"][:, 0]).tolist()
     assert first_steps == [0, 8, 27, 35, 43, 51]
     assert np.array_equal(step_id(windows["image"]), np.array(first_steps)[:, None] + np.arange(8))
@@ -95,7 +96,8 @@ def test_reading_matches_a_plain_reference(tmp_path):
     raw = ExperienceStore(store)
     starts = [0, 8, 27, 35, 43, 51]
     image = torch.as_tensor(np.stack([raw.read("image", s, s + 8) for s in starts]))
-    action = torch.nn.functional.one_hot(torch.as_tensor(np.stack([raw.read("action", s, s + 8) for s in starts])).long(), 6)
+    action = np.stack([raw.read("action", s, s + 8) for s in starts])
+    action = torch.nn.functional.one_hot(torch.as_tensor(action).long(), 6)
     is_first = torch.zeros(6, 8, dtype=torch.bool)
     is_first[:, 0] = True
     reward = np.stack([raw.read("reward", s, s + 8) for s in starts]).astype(np.float64)
