@@ -81,9 +81,9 @@ def test_published_actor_is_weights_only_and_checked(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- the whole stage
-def write_config(tmp_path: Path, gate: float) -> Path:
+def write_config(tmp_path: Path, gate: float, every: int = 4) -> Path:
     """Catch-1 (rewards on about half of the steps, so a held-out reading means something), with the
-    actor gate at threshold `gate`, read every 4 updates on a 64-step held-out store."""
+    actor gate at threshold `gate`, read every `every` updates on a 64-step held-out store."""
     config = {
         "games": ["catch-1"], "seeds": [0], "variant": "online-test",
         "frames_budget": 4 * (64 + 128 + 128), "steps_per_iteration": 128, "train_every": 8, "collectors": 2,
@@ -92,7 +92,7 @@ def write_config(tmp_path: Path, gate: float) -> Path:
         "collect": {"envs": 1},
         "train": {"batch_size": 2, "sequence_length": 8, "checkpoint_every": 4, "video_sequences": 1,
                   "device": "cpu", "torch_threads": 1, "loader_workers": 0,
-                  "actor_gate": {"correlation": gate, "every": 4, "held_out_steps": 64}},
+                  "actor_gate": {"correlation": gate, "every": every, "held_out_steps": 64}},
         "env": {"max_episode_steps": 24},
         "agent": {"preset": "debug"},
         "paths": {"results": str(tmp_path / "results")},
@@ -173,9 +173,12 @@ def test_online_stage_collects_trains_and_resumes_after_a_kill(tmp_path):
     assert {line["updates"] for line in readings} == {4, 8, 12, 16} and not any(line["gate/open"] for line in readings)
     assert all(-1 <= line["gate/reward_correlation"] <= 1 for line in readings)
 
-    # iteration 2 with a tiny threshold: the carried state has other inputs (not reused), the gate
-    # opens at a reading and the actor trains from the next update on
-    config = write_config(tmp_path, gate=0.001)
+    # iteration 2 with a tiny threshold, read after every update: the carried state has other inputs
+    # (not reused); once a reading reaches the threshold the actor trains from the next update on.
+    # At this size the readings are noise around zero (-0.2 to +0.2) and the replay depends on the
+    # collectors' timing, so when it opens is not fixed here (test_pipeline_actor_gate.py pins that
+    # down on fixed batches); whenever it does, the counts must agree with it.
+    config = write_config(tmp_path, gate=0.001, every=1)
     second_out = tmp_path / "run" / "iter0002" / "world_model.pt"
     command, second_markers = online_command(config, 2, 16, 16, out, second_out, [prefill, *markers])
     result = subprocess.run(command, capture_output=True, text=True, timeout=400)
@@ -183,10 +186,18 @@ def test_online_stage_collects_trains_and_resumes_after_a_kill(tmp_path):
     assert "made with other settings; starting closed" in result.stdout
     payload = read_payload(second_out)
     gate = payload["extra"]["actor_gate"]
-    assert gate["open"] and gate["opened_at"] in (20, 24, 28), gate
-    assert payload["state"]["counters"] == {"wm_updates": 32, "behaviour_updates": 32 - gate["opened_at"]}
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    readings = {line["updates"]: line for line in metrics if "gate/open" in line and line["iteration"] == 2}
+    assert sorted(readings) == list(range(17, 33)) and gate["read_at"] == 32
+    passed = [u for u, line in sorted(readings.items()) if line["gate/reward_correlation"] >= 0.001]
+    assert gate["opened_at"] == (passed[0] if passed else None) and gate["open"] == bool(passed)
+    assert [line["gate/open"] for _, line in sorted(readings.items())] == [float(bool(passed) and u >= passed[0])
+                                                                         for u in sorted(readings)]
+    behaviour = 32 - gate["opened_at"] if passed else 0
+    assert payload["state"]["counters"] == {"wm_updates": 32, "behaviour_updates": behaviour}
     trained = payload["state"]["actor_critic"]
-    assert not all(torch.equal(value, initial["actor_critic"][key]) for key, value in trained.items())
+    untouched = all(torch.equal(value, initial["actor_critic"][key]) for key, value in trained.items())
+    assert untouched == (behaviour == 0)
 
 
 LEARNER_STANDIN = """
