@@ -27,7 +27,7 @@ from .limits import check_limits
 from .machine import check_device_name
 
 __all__ = [
-    "AgentSection", "CollectConfig", "ConfigError", "EvaluateConfig", "LoggingConfig", "LoopConfig", "PathsConfig",
+    "ActorGateConfig", "AgentSection", "CollectConfig", "ConfigError", "EvaluateConfig", "LoggingConfig", "LoopConfig", "PathsConfig",
     "PipelineConfig", "PrefillConfig", "PretrainConfig", "TrainConfig", "load_config", "config_from_mapping", "to_dict",
 ]
 
@@ -105,6 +105,35 @@ class CollectConfig:
 
 
 @dataclass
+class ActorGateConfig:
+    """Hold the actor back until the reward head predicts held-out rewards (pipelines/stages/actor_gate.py).
+
+    While the gate is closed the training stages train the world model only; it opens for good once
+    the reward head's correlation on a held-out random-play store reaches `correlation`. Off in the
+    paper's protocol: its actor learns from the first update."""
+
+    correlation: float = 0.0  # the threshold on the held-out reward correlation; 0 = off (no gate)
+    every: int = 250  # run updates between readings of the reward head
+    held_out_steps: int = 5000  # agent steps of random play in the held-out store (made once per game)
+    windows: int = 64  # at most this many T-step windows per reading, spread over the store (its cost)
+
+    def validate(self) -> None:
+        from .limits import MAX_BATCH_SIZE, MAX_STEPS, MAX_UPDATES, check_at_most
+
+        if not 0.0 <= self.correlation < 1.0:
+            raise ValueError(f"train.actor_gate.correlation must lie in [0, 1) (0 = off), got {self.correlation!r}")
+        _positive("train.actor_gate.every", self.every)
+        _positive("train.actor_gate.windows", self.windows)
+        if self.held_out_steps < 0:
+            raise ValueError("train.actor_gate.held_out_steps must not be negative")
+        check_at_most("train.actor_gate.every", self.every, MAX_UPDATES)
+        check_at_most("train.actor_gate.held_out_steps", self.held_out_steps, MAX_STEPS)
+        check_at_most("train.actor_gate.windows", self.windows, MAX_BATCH_SIZE)
+        if self.correlation > 0 and self.held_out_steps == 0:
+            raise ValueError("train.actor_gate.correlation > 0 needs a held-out store: set train.actor_gate.held_out_steps")
+
+
+@dataclass
 class TrainConfig:
     """Optimisation settings of the training stages (the networks' own settings live in `agent`)."""
 
@@ -117,6 +146,7 @@ class TrainConfig:
     torch_threads: int = 0  # 0 = torch's default; set it to the job's cores on shared machines
     loader_workers: int = 2  # DataLoader processes sampling batches beside the GPU (0 = in the stage's process)
     replay_device: str = "cpu"  # "cpu": read from the stores; "cuda"/"auto": the whole replay resident there
+    actor_gate: ActorGateConfig = field(default_factory=ActorGateConfig)  # off by default (correlation 0)
 
     def validate(self) -> None:
         check_device("train.device", self.device)
@@ -126,6 +156,9 @@ class TrainConfig:
         _positive("train.checkpoint_every", self.checkpoint_every)
         if self.video_sequences < 0 or self.torch_threads < 0 or self.loader_workers < 0:
             raise ValueError("train.video_sequences, train.torch_threads and train.loader_workers must not be negative")
+        if self.actor_gate.correlation > 0 and self.actor_gate.held_out_steps < self.sequence_length:
+            raise ValueError(f"train.actor_gate.held_out_steps ({self.actor_gate.held_out_steps}) must hold at least one "
+                             f"window of train.sequence_length ({self.sequence_length}) steps")
 
 
 @dataclass

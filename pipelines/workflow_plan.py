@@ -23,6 +23,7 @@ from .dataset_refs import resolve_dataset
 from .results_lock import ResultsLock
 from .run_layout import RunLayout
 from .schedule import Iteration, eval_seed, plan, replay_iterations, shard_seed
+from .stages.actor_gate import gate_enabled, held_out_name
 
 
 def _k(iteration) -> int:
@@ -105,6 +106,11 @@ class WorkflowPlan:
     def shared_external(self, game: str) -> list[str]:
         """Shared datasets that already exist (passed as parameters)."""
         return [ref.source for ref in self._shared[game] if not ref.built]
+
+    def held_out(self, game: str) -> list[str]:
+        """The actor gate's held-out store of `game` (its marker), a training input while the gate is
+        on (`train.actor_gate`); read by the gate only, never part of a replay."""
+        return [self.layout.dataset_marker(game, held_out_name(self.cfg))] if gate_enabled(self.cfg) else []
 
     def pretrain_sources(self, game: str) -> tuple[list[str], list[str]]:
         """(built markers, external sources) of the pretraining datasets."""

@@ -16,6 +16,7 @@ import click
 from ..agent_io import load_agent, save_agent
 from ..config import to_dict
 from ..tracking.metrics import MetricsLogger
+from .actor_gate import behaviour_allowed, checkpoint_extra, stage_gate
 from .train_world_model import _plain, _run_dir, common_options
 from .stage_inputs import stage_inputs, training_settings
 from .training import batch_seed, batches, open_replay, previous_partials, resumable_updates, setup, write_resolved_config
@@ -42,7 +43,7 @@ def train_actor_critic_command(config_path, game, seed, iteration, updates, upda
     ctx = setup(config_path, device=device, run_dir=_run_dir(out))
     cfg = ctx.cfg
     dataset = open_replay(cfg, replay, shared)
-    agent, _ = load_agent(world_model_path, ctx.agent_config, ctx.device, dataset.action_space)
+    agent, carried = load_agent(world_model_path, ctx.agent_config, ctx.device, dataset.action_space)
     run_dir = _run_dir(out)
     for old in previous_partials(out, iteration):
         old.unlink(missing_ok=True)
@@ -50,14 +51,17 @@ def train_actor_critic_command(config_path, game, seed, iteration, updates, upda
                           **training_settings(cfg, seed=seed, iteration=iteration))
     with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage=STAGE, iteration=iteration,
                        logging=cfg.logging, config=to_dict(cfg)) as logger:
+        gate = stage_gate(cfg, game, carried=carried, logger=logger, frames=frames, updates=updates,
+                          updates_before=updates_before)
+        made = updates if behaviour_allowed(gate, agent, updates_before + updates) else 0  # 0: the gate is closed
         resumable_updates(
             stores=[str(store.path) for store in dataset.stores],
-            stage=STAGE, out=out, updates=updates, agent=agent, cfg=cfg, logger=logger, frames=frames,
+            stage=STAGE, out=out, updates=made, agent=agent, cfg=cfg, logger=logger, frames=frames,
             updates_before=updates_before, step=agent.train_behaviour, inputs=inputs,
             make_batches=lambda done: batches(dataset, cfg, batch_seed(seed, iteration, 4, done), ctx.device),
         )
-    save_agent(out, agent, pipeline_config=_plain(cfg), extra={"game": game}, progress={
+    save_agent(out, agent, pipeline_config=_plain(cfg), extra={"game": game, **checkpoint_extra(gate)}, progress={
         "stage": STAGE, "iteration": iteration, "frames": frames, "updates": updates_before + updates,
     })
     write_resolved_config(cfg, out.parent, run_dir)
-    click.echo(f"{out}: {updates} behaviour updates")
+    click.echo(f"{out}: {made} behaviour updates" + ("" if made else " (the actor gate is closed)"))

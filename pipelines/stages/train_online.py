@@ -35,6 +35,7 @@ from .loss_guard import check_finite_losses
 from ..tracking.metrics import MetricsLogger
 from ..acting.online_link import OnlineLink
 from ..run_layout import store_for_marker
+from .actor_gate import checkpoint_extra, gated_step, stage_gate
 from .train_world_model import _plain, _run_dir, common_options
 from .training import (
     batch_seed, log_new_experience, open_replay, previous_partials, resumable_updates, setup,
@@ -240,7 +241,7 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
                                  param_hint="--marker")
     jobs = [CollectorJob(j, Path(m), shard_steps[j], shard_seed(seed, iteration, j)) for j, m in enumerate(markers)]
     dataset = open_replay(cfg, replay, shared)
-    agent, _ = load_agent(resume_from, ctx.agent_config, ctx.device, dataset.action_space)
+    agent, carried = load_agent(resume_from, ctx.agent_config, ctx.device, dataset.action_space)
     learner = OnlineLearner(OnlineLink.at(out.parent / "online"), jobs, train_every=cfg.train_every,
                             target_updates=updates, publish_every=cfg.loop.publish_every,
                             lead_updates=cfg.loop.lead_updates)
@@ -258,6 +259,9 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
     done_before = resume_partial(agent, out, stage=STAGE, updates=updates, inputs=inputs)
     with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage=STAGE, iteration=iteration,
                        logging=cfg.logging, config=_plain(cfg)) as logger:
+        gate = stage_gate(cfg, game, carried=carried, logger=logger, frames=frames, updates=updates,
+                          updates_before=updates_before)
+        full_step = gated_step(gate, agent, agent.update)  # world model only while the actor gate is closed
         learner.start(agent, done_before, command, env, lineage=inputs["checkpoint"])  # stores of another start are set aside
         try:
             made = [0]
@@ -265,7 +269,7 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
             stores = [*replay, *(str(job.store) for job in jobs)]
 
             def step(batch):
-                metrics = agent.update(batch)
+                metrics = full_step(batch)
                 made[0] += 1
                 done = done_before + made[0]
                 if done % cfg.loop.publish_every == 0:
@@ -277,7 +281,7 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
 
             resumable_updates(
                 stage=STAGE, out=out, updates=updates, agent=agent, cfg=cfg, logger=logger, frames=frames,
-                updates_before=updates_before, step=step, stores=stores, inputs=inputs,
+                updates_before=updates_before, step=step, stores=stores, inputs=inputs, stage_state=gate,
                 make_batches=lambda done: learner_batches(learner, done, cfg, replay, shared,
                                                           batch_seed(seed, iteration, 2), ctx.device),
             )
@@ -289,7 +293,7 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
         final = open_replay(cfg, [*replay, *(str(j.marker) for j in jobs)], shared)
         if videos is not None:
             write_videos(agent, final, cfg, videos, logger, seed=batch_seed(seed, iteration, 3), step=frames)
-    save_agent(out, agent, pipeline_config=_plain(cfg), extra={"game": game}, progress={
+    save_agent(out, agent, pipeline_config=_plain(cfg), extra={"game": game, **checkpoint_extra(gate)}, progress={
         "stage": STAGE, "iteration": iteration, "frames": frames, "updates": updates_before + updates,
     })
     write_resolved_config(cfg, out.parent, run_dir)

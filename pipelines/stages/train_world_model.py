@@ -24,6 +24,7 @@ import numpy as np
 from ..agent_io import build_agent, load_agent, load_pretrained_world_model, save_agent
 from ..tracking.metrics import MetricsLogger
 from ..run_layout import partial_checkpoint, run_dir_of_iteration_file
+from .actor_gate import checkpoint_extra, gated_step, stage_gate
 from .training import (
     batch_seed, batches, open_replay, resumable_updates, setup, write_resolved_config,
     write_videos, log_new_experience, previous_partials,
@@ -88,8 +89,9 @@ def train_world_model_command(config_path, game, seed, iteration, updates, updat
             f"the replay holds reward-free data ({dataset}); the loop needs rewards. Reward-free datasets belong "
             "in the pretrain section."
         )
+    carried = {}  # the extra metadata of the checkpoint the stage continues (the actor gate's state)
     if resume_from:
-        agent, _ = load_agent(resume_from, ctx.agent_config, ctx.device, dataset.action_space)
+        agent, carried = load_agent(resume_from, ctx.agent_config, ctx.device, dataset.action_space)
     else:
         agent = build_agent(ctx.agent_config, dataset.action_space, ctx.device, batch_seed(seed, iteration, 1),
                             dataset.image_shape)
@@ -109,8 +111,11 @@ def train_world_model_command(config_path, game, seed, iteration, updates, updat
             log_new_experience(logger, replay, iteration, frames=frames, updates=updates_before)
         logger.log({"replay/steps": dataset.num_steps, "replay/episodes": dataset.num_episodes}, frames=frames,
                    updates=updates_before)
-        step = agent.update if interleaved else agent.train_world_model
+        gate = stage_gate(cfg, game, carried=carried, logger=logger, frames=frames, updates=updates,
+                          updates_before=updates_before)
+        step = gated_step(gate, agent, agent.update if interleaved else agent.train_world_model)
         resumable_updates(
+            stage_state=gate,
             stores=[str(store.path) for store in dataset.stores],
             stage=stage, out=out, updates=updates, agent=agent, cfg=cfg, logger=logger, frames=frames,
             updates_before=updates_before, step=step, inputs=inputs,
@@ -118,7 +123,7 @@ def train_world_model_command(config_path, game, seed, iteration, updates, updat
         )
         if videos is not None:
             write_videos(agent, dataset, cfg, videos, logger, seed=batch_seed(seed, iteration, 3), step=frames)
-    save_agent(out, agent, pipeline_config=_plain(cfg), extra={"game": game}, progress={
+    save_agent(out, agent, pipeline_config=_plain(cfg), extra={"game": game, **checkpoint_extra(gate)}, progress={
         "stage": stage, "iteration": iteration, "frames": frames, "updates": updates_before + updates,
     })
     write_resolved_config(cfg, out.parent, run_dir)

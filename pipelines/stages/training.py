@@ -185,6 +185,7 @@ def resumable_updates(
     log_every: int = 0,
     stores: Sequence[str] = (),
     inputs: Mapping[str, str] | None = None,
+    stage_state=None,
 ) -> int:
     """Run `updates` calls of `step(batch)`, resuming from `out`'s partial checkpoint if present.
 
@@ -196,17 +197,24 @@ def resumable_updates(
     Returns the number of updates this call made. A non-finite loss raises `NonFiniteLossError`
     naming the first bad update and `stores` (the replay's) before anything from it is logged or
     saved (losses are checked at each log or checkpoint, so the device never waits per update).
+    `stage_state` (e.g. the actor gate) has `state_dict()`/`load_state_dict()`: it is saved in
+    every partial checkpoint and resumed with the agent.
     """
     from dreamer_pipeline.models import checkpoint as ckpt
 
     partial = partial_checkpoint(out)
     done = resume_partial(agent, out, stage=stage, updates=updates, inputs=inputs)
+    if done and stage_state is not None:
+        from ..agent_io import read_payload
+
+        stage_state.load_state_dict(read_payload(partial).get("extra", {}).get("stage_state"))
     if done:
         tqdm.write(f"{stage}: resuming from {partial} after {done}/{updates} updates")
 
     def save_partial() -> None:
         ckpt.save_checkpoint(agent, partial, extra={"stage_progress": {
-            "stage": stage, "updates": updates, "done": done, "format": STAGE_FORMAT, "inputs": dict(inputs or {})}})
+            "stage": stage, "updates": updates, "done": done, "format": STAGE_FORMAT, "inputs": dict(inputs or {})},
+            **({"stage_state": stage_state.state_dict()} if stage_state is not None else {})})
 
     log_every = log_every or max(1, min(100, updates // 20 or 1))
     window: list[Mapping[str, Any]] = []

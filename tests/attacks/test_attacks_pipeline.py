@@ -65,6 +65,8 @@ def shell_commands(output: str) -> list[str]:
                               "evaluate", "collect", "scores"}),
     ({"loop": {"online": True}, "collectors": 2}, {"prefill", "pretrain-world-model", "train-world-model",
                                                    "train-online", "evaluate", "scores"}),
+    ({"loop": {"online": True}, "train": {**tiny_config()["train"], "actor_gate": {"correlation": 0.5, "held_out_steps": 50}}},
+     {"prefill", "pretrain-world-model", "train-world-model", "train-online", "evaluate", "scores"}),  # + held-out store
 ])
 def test_every_rule_passes_hostile_paths_as_single_arguments(tmp_path, mode, expected):
     """Attack 1 (every rule, planned): each path reaches its command as exactly one argument."""
@@ -76,6 +78,8 @@ def test_every_rule_passes_hostile_paths_as_single_arguments(tmp_path, mode, exp
     assert result.returncode == 0, result.stderr[-3000:]
     commands = shell_commands(result.stdout + result.stderr)
     assert {shlex.split(command)[1] for command in commands} == expected
+    held_out = [c for c in commands if "heldout" in c]
+    assert len(held_out) == ("actor_gate" in mode.get("train", {})) and all("--seed 1000" in c for c in held_out)
     for command in commands:
         words = shlex.split(command)
         assert words[0] == "dreamer-pipeline" and words[-1] == "2>&1" and words[-3] == ">"

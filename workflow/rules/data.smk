@@ -30,6 +30,33 @@ rule prefill:
         "> {log:q} 2>&1"
 
 
+from dreamer_pipeline.pipelines.stages.actor_gate import HELD_OUT_SEED, gate_enabled, held_out_name
+
+if gate_enabled(CFG):
+
+    rule held_out_store:
+        """Random play of one game with another seed, read only by the actor gate (train.actor_gate): shared."""
+        output:
+            marker=L.dataset_marker("{game}", "{name}"),
+        params:
+            config=CONFIG_SNAPSHOT,
+            store=lambda w: L.dataset_store(w.game, w.name),
+            steps=CFG.train.actor_gate.held_out_steps,
+            envs=CFG.prefill.envs,
+            seed=HELD_OUT_SEED,
+        wildcard_constraints:
+            name=re.escape(held_out_name(CFG)),
+        threads: CFG.prefill.envs
+        log:
+            L.log("held_out_store", "{game}", "{name}"),
+        conda:
+            CONDA_ENV
+        shell:
+            "dreamer-pipeline prefill --config {params.config:q} --game {wildcards.game:q} --seed {params.seed:q} "
+            "--steps {params.steps:q} --envs {params.envs:q} --store {params.store:q} --marker {output.marker:q} "
+            "> {log:q} 2>&1"
+
+
 # With loop.online the online stage (train.smk) collects iterations k >= 1 itself.
 if not CFG.loop.online:
 

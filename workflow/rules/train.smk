@@ -13,6 +13,7 @@ rule train_world_model:
         unpack(lambda w: W.start_from(w.game, w.seed, w.iteration)),
         replay=lambda w: W.replay(w.game, w.seed, w.iteration),
         shared=lambda w: W.shared_built(w.game),
+        held_out=lambda w: W.held_out(w.game),  # the actor gate's (train.actor_gate), when it is on
     output:
         checkpoint=L.world_model("{game}", "{variant}", "{seed}", "{iteration}"),
         videos=report(
@@ -55,6 +56,7 @@ if CFG.loop.online:
             previous=lambda w: W.agent(w.game, w.seed, int(w.iteration) - 1),
             replay=lambda w: W.replay(w.game, w.seed, w.iteration, own=False),
             shared=lambda w: W.shared_built(w.game),
+            held_out=lambda w: W.held_out(w.game),
         output:
             checkpoint=L.world_model("{game}", "{variant}", "{seed}", "{iteration}"),
             markers=[L.shard_marker("{game}", "{variant}", "{seed}", "{iteration}", str(j)) for j in range(CFG.collectors)],
@@ -96,6 +98,7 @@ rule train_actor_critic:
         world_model=L.world_model("{game}", "{variant}", "{seed}", "{iteration}"),
         replay=lambda w: W.replay(w.game, w.seed, w.iteration),
         shared=lambda w: W.shared_built(w.game),
+        held_out=lambda w: W.held_out(w.game),
     output:
         checkpoint=L.actor_critic("{game}", "{variant}", "{seed}", "{iteration}"),
     params:
