@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from dreamer_pipeline.pipelines.held_out_reward import held_out_windows, reward_predictions, reward_scores
+
 RECIPE = {  # config/boxing_cpu.yaml's world model: free nats against early collapse (docs/learning.md)
     "world_model": {"free_nats": 1.0, "kl_scale": 0.6, "kl_balance": 0.833, "reward_scale": 10.0,
                     "opt": {"lr": 6e-4}},
@@ -94,63 +96,6 @@ def make_stores(stores: Path, game: str, train_steps: int, held_out_steps: int, 
         if result.new_steps:
             print(f"  {game}: collected {path.name} in {time.time() - started:.0f} s")
     return train, held_out
-
-
-def held_out_windows(store_path: Path, length: int) -> dict[str, np.ndarray]:
-    """Every whole `length`-step window of every held-out episode, each starting with is_first."""
-    from dreamer_pipeline.datasets.store import ExperienceStore
-
-    store = ExperienceStore(store_path)
-    index = store.episodes()
-    arrays = {key: store.read(key) for key in ("image", "action", "reward", "is_first", "is_terminal")}
-    windows: dict[str, list[np.ndarray]] = {key: [] for key in arrays}
-    for start, steps in zip(index.starts, index.lengths):
-        for offset in range(0, int(steps) - length + 1, length):
-            begin = int(start) + offset
-            for key, values in arrays.items():
-                windows[key].append(values[begin:begin + length])
-    batch = {key: np.stack(parts) for key, parts in windows.items()}
-    batch["is_first"][:, 0] = True
-    return batch
-
-
-def reward_predictions(agent, windows: dict[str, np.ndarray], chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(prediction, target) at every held-out step: the reward head's mean on posterior features,
-    and the head's target (tanh of the reward, as the world model's loss uses)."""
-    import torch
-
-    wm = agent.world_model
-    wm.eval()
-    predicted, target = [], []
-    with torch.no_grad():
-        for begin in range(0, len(windows["image"]), chunk):
-            part = {key: value[begin:begin + chunk] for key, value in windows.items()}
-            data = agent.prepare(part)
-            _, embed = wm.embed(data.image)
-            post, _ = wm.rssm.observe(embed, data.action, data.is_first)
-            features = wm.rssm.features(post)
-            mean = wm.predict_reward(features)
-            predicted.append(mean.float().numpy().ravel())
-            target.append(torch.tanh(data.reward).numpy().ravel())
-    wm.train()
-    return np.concatenate(predicted), np.concatenate(target)
-
-
-def reward_scores(predicted: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    positive, negative, zero = target > 0.05, target < -0.05, np.abs(target) <= 0.05
-    mean_at = lambda mask: float(predicted[mask].mean()) if mask.any() else float("nan")  # noqa: E731
-    spread = predicted.std() * target.std()
-    return {
-        "correlation": float(np.mean((predicted - predicted.mean()) * (target - target.mean())) / spread)
-        if spread > 0 else 0.0,
-        "mean_at_positive": mean_at(positive),
-        "mean_at_negative": mean_at(negative),
-        "mean_at_zero": mean_at(zero),
-        "error_ratio": float(np.mean((predicted - target) ** 2) / max(np.mean(target ** 2), 1e-12)),
-        "positive_steps": int(positive.sum()),
-        "negative_steps": int(negative.sum()),
-        "steps": int(target.size),
-    }
 
 
 def screen_one(game: str, setting: str, overrides: dict, seed: int, train: Path, windows: dict, args) -> dict:
