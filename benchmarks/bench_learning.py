@@ -132,12 +132,12 @@ def main() -> None:
     data = apply_overrides(data, args.settings)
     if args.variant:
         data["variant"] = args.variant
-    data.setdefault("paths", {})["results"] = args.results
+    data.setdefault("paths", {})["results"] = str(Path(args.results).resolve())  # absolute: snakemake runs with -d in that folder
     cfg = config_from_mapping(data)
     if len(cfg.games) != 1 or len(cfg.seeds) != 1:
         raise SystemExit("the learning benchmark runs one game and one seed")
     game, seed = cfg.games[0], cfg.seeds[0]
-    results = Path(args.results)
+    results = Path(args.results).resolve()
     results.mkdir(parents=True, exist_ok=True)
     config_path = results / f"{cfg.variant}.config.yaml"
     config_path.write_text(yaml.safe_dump(data, sort_keys=False))
