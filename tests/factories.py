@@ -130,3 +130,12 @@ def step_id(image: np.ndarray) -> np.ndarray:
     """The store-global step index written into images by `make_store` (works on any leading shape)."""
     image = np.asarray(image)
     return image[..., 0, 0, 0].astype(np.int64) + 256 * image[..., 0, 1, 0].astype(np.int64)
+
+
+def assert_one_error(result, *needles):
+    """A CLI result that failed with exit code 2 and one `error:` line naming each needle, no traceback."""
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.output
+    for needle in needles:
+        assert needle in errors[0], errors[0]

@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from factories import make_store, provenance, synthetic_episode
+from factories import assert_one_error, make_store, provenance, synthetic_episode
 
 from dreamer_pipeline.datasets import store_lock
 from dreamer_pipeline.datasets.dataset import open_dataset, write_manifest
@@ -34,13 +34,6 @@ def victim(tmp_path):
     path.write_text(VICTIM_TEXT)
     return path
 
-
-def assert_one_error(result, *needles):
-    assert result.exit_code == 2, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "Traceback" not in result.output, result.output
-    for needle in needles:
-        assert needle in errors[0], errors[0]
 
 
 def test_collect_never_writes_through_a_symlinked_lock(tmp_path):

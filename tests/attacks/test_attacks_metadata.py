@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from factories import make_store, provenance, synthetic_episode
+from factories import assert_one_error, make_store, provenance, synthetic_episode
 
 from dreamer_pipeline.datasets.store import ExperienceStore, StoreError, StoreWriter
 from dreamer_pipeline.datasets.verify import verify_store
@@ -24,13 +24,6 @@ from dreamer_pipeline.pipelines.cli import main
 def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
-
-def assert_one_error(result, *needles):
-    assert result.exit_code == 2, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "Traceback" not in result.output, result.output
-    for needle in needles:
-        assert needle in errors[0], errors[0]
 
 
 def edit(path, key, change):

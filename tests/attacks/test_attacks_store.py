@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import zarr
 from click.testing import CliRunner
-from factories import make_store, provenance, synthetic_episode
+from factories import assert_one_error, make_store, provenance, synthetic_episode
 
 from dreamer_pipeline.datasets.dataset import DatasetError, open_dataset
 from dreamer_pipeline.datasets.sampler import SequenceSampler
@@ -33,14 +33,6 @@ from dreamer_pipeline.pipelines.cli import main
 def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
-
-def assert_one_error(result, *needles):
-    """Exit code 2, one `error:` line naming the problem, no traceback."""
-    assert result.exit_code == 2, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "Traceback" not in result.output, result.output
-    for needle in needles:
-        assert needle in errors[0], errors[0]
 
 
 def snapshot(path) -> dict:
