@@ -81,8 +81,7 @@ def reward_predictions(agent, windows: dict[str, np.ndarray], chunk: int = 16) -
                 _, embed = wm.embed(data.image)
                 post, _ = wm.rssm.observe(embed, data.action, data.is_first, generator=generator)
                 features = wm.rssm.features(post)
-                mean = wm.reward_mean(features) if hasattr(wm, "reward_mean") else wm.reward_head(features)
-                predicted.append(mean.float().cpu().numpy().reshape(-1))
+                predicted.append(wm.predict_reward(features).float().cpu().numpy().reshape(-1))
     finally:
         wm.train(was_training)
     target = reward_target(windows["reward"].astype(np.float64), wm.config.reward_transform).reshape(-1)

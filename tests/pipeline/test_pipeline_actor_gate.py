@@ -83,9 +83,26 @@ def test_correlation_is_pearsons():
     assert np.array_equal(reward_target(np.array([0.3, 2.0]), "identity"), [0.3, 2.0])
 
 
-def test_reading_matches_a_plain_reference(tmp_path):
+def plain_head_mean(output: torch.Tensor, head: str) -> np.ndarray:
+    """The head's prediction from its raw output, written out: the Gaussian head's output (its MLP
+    squeezes the single unit) is its mean; the two-hot head's is symexp of the softmax-weighted mean of 255 bins evenly spaced on
+    [-20, 20] (DreamerV3)."""
+    output = output.double().numpy()
+    if head == "gaussian":
+        return output
+    probs = np.exp(output - output.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    symlog_mean = probs @ np.linspace(-20.0, 20.0, 255)
+    return np.sign(symlog_mean) * np.expm1(np.abs(symlog_mean))
+
+
+@pytest.mark.parametrize("head", ["gaussian", "symlog_twohot"])
+def test_reading_matches_a_plain_reference(tmp_path, head):
     store = make_store(tmp_path / "held.zarr", [20, 7, 33])
-    agent = Agent(preset("debug"), num_actions=6, seed=3)
+    agent = Agent(preset("debug", {"world_model": {"reward_head_dist": head}}), num_actions=6, seed=3)
+    if head == "symlog_twohot":  # a two-hot head starts at exactly 0: give it an output to read
+        with torch.no_grad():
+            torch.nn.init.normal_(agent.world_model.reward_head.layers[-1].weight, std=0.3)
     windows = held_out_windows(store, 8)
     generator_state = agent.generator.get_state()
     before = {key: value.clone() for key, value in agent.world_model.state_dict().items()}
@@ -106,8 +123,9 @@ def test_reading_matches_a_plain_reference(tmp_path):
     with torch.no_grad():
         _, embed = wm.embed(image)
         post, _ = wm.rssm.observe(embed, action.float(), is_first, generator=torch.Generator().manual_seed(0))
-        expected = wm.reward_head(wm.rssm.features(post)).numpy().astype(np.float64)
-    assert np.allclose(predicted, expected.reshape(-1), atol=1e-6)
+        expected = plain_head_mean(wm.reward_head(wm.rssm.features(post)), head)
+    assert predicted.shape == target.shape
+    assert np.allclose(predicted, expected.reshape(-1), atol=1e-5)
     assert np.allclose(target, np.tanh(reward).reshape(-1))
     assert reward_correlation(predicted, target) == pytest.approx(
         np.corrcoef(expected.reshape(-1), np.tanh(reward).reshape(-1))[0, 1], abs=1e-6)
