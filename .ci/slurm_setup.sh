@@ -85,7 +85,8 @@ rm -f "$conf"
 "${as_root[@]}" install -d -o munge -g munge -m 0755 /run/munge
 
 # Daemons are started directly: containers rarely run systemd. A rerun restarts them on the new
-# configuration. The pid files are our own daemons' (paths set above).
+# configuration (the pid files are the paths set above), and slurmctld starts from a clean state
+# (-c), so a node drained by an earlier try comes back.
 pgrep -x munged >/dev/null || "${as_root[@]}" runuser -u munge -- /usr/sbin/munged
 for daemon in slurmctld slurmd; do
     if [ -s "/run/$daemon.pid" ]; then
@@ -93,16 +94,16 @@ for daemon in slurmctld slurmd; do
         sleep 1
     fi
 done
-"${as_root[@]}" /usr/sbin/slurmctld
+"${as_root[@]}" /usr/sbin/slurmctld -c
 "${as_root[@]}" /usr/sbin/slurmd
 
-for _ in $(seq 20); do
+for _ in $(seq 30); do
     if sinfo -h -N -o "%T" 2>/dev/null | grep -qE "^(idle|mixed|allocated)"; then
         say "SLURM is up: $(sinfo -h -o '%P %D %T' | tr '\n' ' ')"
         exit 0
     fi
     sleep 1
 done
-say "SLURM did not come up within 60 s; the real-SLURM test will skip. Last log lines:"
+say "SLURM did not come up within 30 s; the real-SLURM test will skip. Last log lines:"
 "${as_root[@]}" tail -n 5 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log || true
 exit 0
