@@ -46,7 +46,6 @@ IMAGE_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)  # Atari's (and every version-1 store'
 MAX_DISCRETE_ACTIONS = 1 << 16
 MAX_ACTION_DIMS = 256
 FLAG_KEYS = ("is_first", "is_last", "is_terminal")
-ARRAY_KEYS = ("image", "action", "reward", *FLAG_KEYS)
 
 
 class SchemaError(ValueError):

@@ -237,8 +237,3 @@ def image_nll(mean: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     change gradients): the published code's value is this plus 0.5 * log(2 pi) * H * W * C.
     """
     return 0.5 * (mean.float() - target).square().flatten(1).sum(-1)
-
-
-def one_hot_actions(action: torch.Tensor, num_actions: int) -> torch.Tensor:
-    """int (...) -> float one-hot (..., num_actions); errors name the offending range."""
-    return F.one_hot(action.long(), num_actions).float()

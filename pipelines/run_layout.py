@@ -31,12 +31,6 @@ def iteration_name(iteration: int | str) -> str:
     return f"iter{iteration:04d}" if isinstance(iteration, int) else f"iter{iteration}"
 
 
-def marker_for_store(store: str | Path) -> Path:
-    """`.../name.zarr` -> `.../name.json`."""
-    store = Path(store)
-    return store.with_suffix(".json")
-
-
 def store_for_marker(marker: str | Path) -> Path:
     """`.../name.json` -> `.../name.zarr`."""
     return Path(marker).with_suffix(".zarr")
@@ -78,9 +72,6 @@ class RunLayout:
 
     def metrics(self, game, variant, seed) -> str:
         return f"{self.run_dir(game, variant, seed)}/metrics.jsonl"
-
-    def tensorboard(self, game, variant, seed) -> str:
-        return f"{self.run_dir(game, variant, seed)}/tensorboard"
 
     def iteration_dir(self, game, variant, seed, iteration) -> str:
         return f"{self.run_dir(game, variant, seed)}/{iteration_name(iteration)}"

@@ -32,8 +32,8 @@ class Iteration:
     collect_steps: int  # agent steps collected at the start of this iteration (0 for iteration 0)
     shard_steps: tuple[int, ...]  # how collect_steps split over the collector jobs
     updates: int  # gradient updates this iteration makes
-    steps_before: int  # agent steps the run's collectors took before this iteration's collection
-    steps_after: int  # ... after it (prefill included): the frames axis is steps_after * action_repeat
+    steps_after: int  # agent steps the run's collectors took up to this iteration's collection
+    # (prefill included): the frames axis is steps_after * action_repeat
 
     @property
     def num_shards(self) -> int:
@@ -73,10 +73,10 @@ def plan(cfg: PipelineConfig) -> list[Iteration]:
     updates_of = lambda steps: max(1, steps // cfg.train_every)  # noqa: E731
     if cfg.offline:
         count = cfg.iterations or -(-budget_steps(cfg) // cfg.steps_per_iteration)
-        return [Iteration(k, 0, (), updates_of(cfg.steps_per_iteration), 0, 0) for k in range(count)]
+        return [Iteration(k, 0, (), updates_of(cfg.steps_per_iteration), 0) for k in range(count)]
     prefill = prefill_steps(cfg)
     first_updates = cfg.prefill.updates if cfg.prefill.updates is not None else updates_of(prefill)
-    iterations = [Iteration(0, 0, (), first_updates, 0, prefill)]
+    iterations = [Iteration(0, 0, (), first_updates, prefill)]
     remaining = max(0, budget_steps(cfg) - prefill)
     k = 1
     while (remaining > 0 and not cfg.iterations) or (cfg.iterations and k < cfg.iterations):
@@ -87,7 +87,7 @@ def plan(cfg: PipelineConfig) -> list[Iteration]:
         shards = split_steps(steps, cfg.collectors, cfg.collect.envs)
         steps = sum(shards)  # whole vector steps: what the collectors take
         before = iterations[-1].steps_after
-        iterations.append(Iteration(k, steps, shards, updates_of(steps), before, before + steps))
+        iterations.append(Iteration(k, steps, shards, updates_of(steps), before + steps))
         remaining -= steps
         k += 1
     return iterations

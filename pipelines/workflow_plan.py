@@ -74,9 +74,6 @@ class WorkflowPlan:
     def final_evals(self) -> list[str]:
         return [self.layout.eval_json(g, self.variant, s, self.last_iteration) for g, s in self.runs()]
 
-    def run_dirs(self) -> list[str]:
-        return [self.layout.run_dir(g, self.variant, s) for g, s in self.runs()]
-
     def staged_iterations(self) -> str:
         """The iteration wildcard's pattern of the staged training rule: with `loop.online` only
         iteration 0 (on the prefill) is staged, every later one is an online stage."""

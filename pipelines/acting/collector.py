@@ -84,7 +84,6 @@ class CollectResult:
     env_steps: int = 0  # agent steps (actions) taken by this call
     seconds: float = 0.0  # wall time of the call, setting up included
     loop_seconds: float = 0.0  # wall time of the collection loop (stepping, acting, writing), after the reset
-    reset_seconds: float = 0.0  # wall time of the first reset of every environment
     env_seconds: float = 0.0  # part of loop_seconds spent inside the emulator's step
     stopped_by: str | None = None  # "SIGINT" / "SIGTERM" when a signal stopped the run
     returns: list[float] = field(default_factory=list)  # of the finished episodes committed by this call
@@ -444,9 +443,7 @@ def _run(
     """The hot loop: one vector step per iteration until the store's agent steps reach the target;
     finished episodes are committed in batches, the ones still running at the end as truncated."""
     n = env.num_envs
-    reset_start = time.perf_counter()
     image = env.reset(env_seeds)
-    result.reset_seconds = time.perf_counter() - reset_start
     buffers = [EpisodeBuffer(image_shape=image.shape[1:], action_space=env.action_space) for _ in range(n)]
     for i in range(n):
         buffers[i].start(image[i])

@@ -21,11 +21,6 @@ def _curves() -> dict:
     return json.loads(data_text("dreamerv2_dmc_curves.json"))["tasks"]
 
 
-def published_dmc_tasks() -> list[str]:
-    """The tasks with a published curve (`cup_catch`, `walker_walk`, ..., `humanoid_walk`)."""
-    return sorted(_curves())
-
-
 def published_dmc_curve(task: str) -> tuple[np.ndarray, np.ndarray]:
     """`(frames int64, mean return float64)` of DreamerV2's published curve, the mean over its seeds."""
     curves = _curves()

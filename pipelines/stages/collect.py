@@ -70,8 +70,9 @@ def load_policy(spec: str, mode: str, device: str):
 
 
 @click.command("collect", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--game", required=True, help="Atari game, snake_case: one of the paper's 55 (pong, ms_pacman, "
-              "james_bond, ...) or any ROM ale-py ships.")
+@click.option("--game", required=True, help="Game or task, snake_case: an Atari game (one of the paper's 55, "
+              "pong, ms_pacman, ..., or any ROM ale-py ships), catch or catch-N, or a Control Suite "
+              "task (walker_walk).")
 @click.option("--store", "store", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="The zarr store to create, or to resume if it exists (e.g. results/datasets/pong/random.zarr).")
 @click.option("--steps", required=True, type=click.IntRange(min=1, max=MAX_STEPS),

@@ -87,7 +87,7 @@ def evaluation_env_config(cfg):
 @click.option("--agent", "agent_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="The agent checkpoint to evaluate (iteration k's actor_critic.pt, or world_model.pt when interleaved).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="eval.json to write.")
-@click.option("--game", required=True, help="Atari game, snake_case (e.g. pong).")
+@click.option("--game", required=True, help="Game or Control Suite task, snake_case (e.g. pong, walker_walk).")
 @click.option("--variant", default="default", show_default=True, help="Run variant, recorded in eval.json.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Run seed, recorded in eval.json.")
 @click.option("--iteration", default=0, show_default=True, type=int, help="Iteration, recorded in eval.json.")

@@ -25,7 +25,7 @@ PREFILL_SEED = 0  # one shared dataset per (game, name): its seed does not depen
 @click.command("prefill", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Pipeline configuration (YAML); its env section sets the environment protocol.")
-@click.option("--game", required=True, help="Atari game, snake_case (e.g. pong).")
+@click.option("--game", required=True, help="Game or Control Suite task, snake_case (e.g. pong, walker_walk).")
 @click.option("--store", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="The store to create or resume, e.g. results/datasets/pong/random50k.zarr.")
 @click.option("--marker", required=True, type=click.Path(dir_okay=False, path_type=Path),

@@ -43,7 +43,7 @@ def reward_free_agent_config(agent_config, reward_free: bool):
 @click.command("pretrain-world-model", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Pipeline configuration (YAML): the pretrain, train and agent sections apply.")
-@click.option("--game", required=True, help="Atari game, snake_case (recorded in metrics).")
+@click.option("--game", required=True, help="Game or Control Suite task, snake_case (recorded in metrics).")
 @click.option("--updates", type=click.IntRange(min=1), default=None, help="World-model updates [default: pretrain.updates].")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="world_model.pt to write, e.g. results/pretrained/pong/reward-free/world_model.pt.")

@@ -39,7 +39,7 @@ def common_options(function):
     options = [
         click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False),
                      help="Pipeline configuration (YAML): train, agent and replay settings."),
-        click.option("--game", required=True, help="Atari game, snake_case (recorded in metrics)."),
+        click.option("--game", required=True, help="Game or Control Suite task, snake_case (recorded in metrics)."),
         click.option("--seed", default=0, show_default=True, type=int, help="Run seed (seeds the batches)."),
         click.option("--iteration", default=0, show_default=True, type=int, help="Iteration k of the run."),
         click.option("--updates", required=True, type=click.IntRange(min=1), help="Gradient updates to make."),
