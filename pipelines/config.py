@@ -312,6 +312,19 @@ class PipelineConfig:
         if self.loop.online and self.offline:
             raise ValueError("loop.online and offline exclude each other: offline training collects nothing")
         check_limits(self)  # upper bounds on every size and count (pipelines/limits.py)
+        self._check_sections()
+
+    def _check_sections(self) -> None:
+        """`env` and `agent.overrides` are stored as mappings (a run's own file and its checkpoints
+        keep only what was set); their keys and values are checked here against their schemas:
+        `env` against the suite's environment settings (Atari's EnvConfig, the Control Suite's
+        DMCConfig), `agent.overrides` against the preset's AgentConfig."""
+        from dreamer_pipeline.models.config import preset
+
+        from .envs.registry import env_config_of
+
+        env_config_of(self)
+        preset(self.agent.preset, self.agent.overrides, where="agent")
 
     # ---- derived paths (the full run layout is pipelines.run_layout) ----
     @property
