@@ -1,0 +1,162 @@
+"""One override syntax, `KEY=VALUE` with a dotted key and a YAML value, typed by the schema: the
+same function for Snakemake's `--config` (plain, and dotted through `dreamer-pipeline workflow`)
+and the benchmarks' `--set`; every override example in README.md and config/README.md runs."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dreamer_pipeline.models.config_schema import ConfigError
+from dreamer_pipeline.pipelines.config import config_from_mapping, load_config
+from dreamer_pipeline.pipelines.config_overrides import apply_overrides, apply_settings
+from dreamer_pipeline.pipelines.workflow_command import rewrite_config_arguments
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def test_dotted_settings_are_typed_by_the_schema():
+    data = apply_settings({"train": {"device": "cpu"}}, [
+        "agent.preset=small", "train.batch_size=32", "games=[pong]", "seeds=0,1", "interleaved=off",
+        "prefill.updates=null", "frames_budget=2e6", "loop.growth=1.5", "variant=2024",
+        "agent.overrides.world_model.kl_scale=0.5", "agent.overrides.behaviour.reinforce_fraction=auto",
+        "env.sticky_action_probability=0", "pretrain={datasets: [random50k], updates: 10}",
+    ])
+    assert data == {
+        "train": {"device": "cpu", "batch_size": 32}, "agent": {"preset": "small", "overrides": {
+            "world_model": {"kl_scale": 0.5}, "behaviour": {"reinforce_fraction": "auto"}}},
+        "games": ["pong"], "seeds": [0, 1], "interleaved": False, "prefill": {"updates": None},
+        "frames_budget": 2_000_000, "loop": {"growth": 1.5}, "variant": "2024",
+        "env": {"sticky_action_probability": 0.0}, "pretrain": {"datasets": ["random50k"], "updates": 10},
+    }
+    assert type(data["env"]["sticky_action_probability"]) is float
+    cfg = config_from_mapping(data)
+    assert cfg.train.batch_size == 32 and cfg.agent.preset == "small" and cfg.pretrain.updates == 10
+
+
+def test_env_overrides_are_typed_by_the_suite():
+    """`env.*` is the suite's own settings: DMCConfig's camera with `suite: dmc`, not Atari's EnvConfig."""
+    dmc = apply_settings({"suite": "dmc", "games": ["walker_walk"]}, ["env.camera=1", "env.action_repeat=4"])
+    assert dmc["env"] == {"camera": 1, "action_repeat": 4}
+    assert config_from_mapping(dmc).action_repeat == 4
+    with pytest.raises(ConfigError, match=r"env\.camera"):  # Atari has no camera
+        config_from_mapping(apply_settings({}, ["env.camera=1"]))
+    with pytest.raises(ConfigError, match=r"env\.camera: expected int"):
+        apply_settings({"suite": "dmc"}, ["env.camera=front"])
+    with pytest.raises(ConfigError, match=r"env\.full_action_space"):  # a file is checked the same way
+        config_from_mapping({"suite": "dmc", "games": ["walker_walk"], "env": {"full_action_space": True}})
+
+
+@pytest.mark.parametrize("settings, key", [
+    (["train.batch_size=big"], r"train\.batch_size: expected int, got 'big'"),
+    (["train.batch_sise=3"], r"train\.batch_sise \(did you mean batch_size\?\)"),
+    (["interleaved=maybe"], r"interleaved: expected true or false"),
+    (["seeds=[0,x]"], r"seeds\[1\]: expected int"),
+    (["agent.preset=smal"], r"agent\.preset: unknown agent preset 'smal'"),
+    (["agent.overrides.world_model.kl_scael=1"], r"agent\.overrides\.world_model\.kl_scael"),
+    (["agent.overrides.world_model.kl_scale=-1"], r"agent\.overrides\.world_model: kl_scale must be >= 0"),
+    (["train.batch_size=100000"], r"train\.batch_size is 100,000, more than the limit"),
+    (["games=[pong]", "games.x=1"], r"games\.x: games is set to a value, not a section"),
+    (["train"], r"expected KEY=VALUE"),
+    (["train..batch_size=3"], r"expected KEY=VALUE"),
+])
+def test_a_wrong_key_or_value_is_one_error_naming_it(settings, key):
+    with pytest.raises(ConfigError, match=key):
+        config_from_mapping(apply_settings({}, settings))
+
+
+def test_files_stay_strict():
+    """Only command-line strings are read as their types: a quoted "false" in a file is an error."""
+    with pytest.raises(ConfigError, match="interleaved: expected true or false"):
+        config_from_mapping({"interleaved": "false"})
+    with pytest.raises(ConfigError, match=r"train\.batch_size: expected int"):
+        config_from_mapping({"train": {"batch_size": "8"}})
+
+
+def test_every_config_file_and_an_old_saved_configuration_still_load(tmp_path):
+    for path in sorted((ROOT / "config").glob("*.yaml")):
+        load_config(path)
+    old = {"agent": {"preset": "debug", "overrides": {"runtime": {"compile": False, "cuda_graph": False}}}}
+    assert config_from_mapping(old).agent.overrides["runtime"] == {"compile": False, "cuda_graph": False}
+
+
+def test_snakemake_config_with_dotted_keys_is_the_same_as_the_nested_form():
+    """`dreamer-pipeline workflow` rewrites dotted `--config` entries into the top-level form that
+    Snakemake's own parser accepts; the Snakefile's typing gives the same configuration."""
+    from snakemake.cli import parse_config
+
+    dotted = ["agent.preset=small", "train.batch_size=32", "games=[pong]", "agent.overrides.world_model.kl_scale=0.5"]
+    rewritten = rewrite_config_arguments(["-n", "--config", *dotted, "--cores", "1"])
+    assert rewritten[:2] == ["-n", "--config"] and rewritten[-2:] == ["--cores", "1"]
+    overrides = parse_config(rewritten[2:-2])  # raises on a dotted key: none is left
+    nested = parse_config(["agent={preset: small, overrides: {world_model: {kl_scale: 0.5}}}",
+                           "train={batch_size: 32}", "games=[pong]"])
+    base = yaml.safe_load((ROOT / "config/debug.yaml").read_text())
+    assert apply_overrides(base, overrides) == apply_overrides(base, nested)
+    cfg = config_from_mapping(apply_overrides(base, overrides))
+    assert (cfg.agent.preset, cfg.train.batch_size, cfg.games) == ("small", 32, ["pong"])
+    assert cfg.agent.overrides == {"world_model": {"kl_scale": 0.5}}
+    assert rewrite_config_arguments(["--config=train.batch_size=8"]) == ["--config", 'train={"batch_size": "8"}']
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        rewrite_config_arguments(["--config", "1x.y=3"])
+
+
+def test_bench_learning_set_uses_the_same_overrides():
+    from bench_learning import read_configuration
+
+    data = read_configuration(ROOT / "config/dmc_cpu.yaml", ["games=[walker_stand]", "train.torch_threads=1"])
+    assert data["games"] == ["walker_stand"] and data["train"]["torch_threads"] == 1
+    with pytest.raises(SystemExit, match=r"error: .*train\.batch_size: expected int"):
+        config_from_mapping(read_configuration(ROOT / "config/small.yaml", ["train.batch_size=big"]))
+
+
+def _documented_commands() -> list[str]:
+    """Every command in a bash block of README.md and config/README.md that overrides a key."""
+    commands = []
+    for name in ("README.md", "config/README.md"):
+        for block in re.findall(r"```bash\n(.*?)```", (ROOT / name).read_text(), re.S):
+            for line in block.splitlines():
+                if "--config " in line or "--set " in line:
+                    commands.append(line)
+    return sorted(set(commands))
+
+
+DOCUMENTED = _documented_commands()
+
+
+def test_the_docs_show_overrides():
+    assert any("dreamer-pipeline workflow" in c and "agent.preset=" in c for c in DOCUMENTED), DOCUMENTED
+    assert not any(c.startswith("snakemake") and "--set" in c for c in DOCUMENTED)  # snakemake has no --set
+
+
+@pytest.mark.parametrize("line", DOCUMENTED)
+def test_documented_override_examples_run(line, tmp_path):
+    """Each documented override command, as a dry run (`-n`) of the real Snakefile."""
+    tokens = shlex.split(line, comments=True)
+    snakemake = ["-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "-n"]
+    if tokens[0] == "snakemake":
+        command = [sys.executable, "-m", "snakemake", *snakemake, *tokens[1:]]
+    elif tokens[:2] == ["dreamer-pipeline", "workflow"]:
+        command = [sys.executable, "-m", "dreamer_pipeline.pipelines.cli", "workflow", *snakemake, *tokens[2:]]
+    else:
+        pytest.fail(f"an override example this test cannot run: {line}")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "This was a dry-run" in result.stdout + result.stderr
+
+
+def test_a_wrong_dotted_key_stops_the_workflow_with_one_line(tmp_path):
+    command = [sys.executable, "-m", "dreamer_pipeline.pipelines.cli", "workflow", "-s", str(ROOT / "Snakefile"),
+               "-d", str(tmp_path), "-n", "--cores", "1", "train_all", "--configfile", str(ROOT / "config/debug.yaml"),
+               "--config", "train.batch_sise=8"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode != 0
+    assert "Invalid configuration: unknown configuration key(s): train.batch_sise" in result.stderr
+    assert "Traceback" not in result.stderr
