@@ -32,11 +32,6 @@ __all__ = [
 ]
 
 
-def _positive(where: str, value: int | float) -> None:
-    if value <= 0:
-        raise ValueError(f"{where} must be positive, got {value!r}")
-
-
 def check_device(where: str, device: str) -> None:
     """A device name ("auto" = the GPU when there is one); whether it exists is checked where it is used."""
     check_device_name(device, where)
@@ -53,12 +48,8 @@ class PrefillConfig:
     world_model_only: bool = False  # iteration 0 trains only the world model: the actor starts learning
     # once imagination means something (an actor trained on an untrained model collapses onto noise)
 
-    def validate(self) -> None:
-        _positive("prefill.steps", self.steps)
-        _positive("prefill.envs", self.envs)
+    def validate(self) -> None:  # the bounds of every size and count: pipelines/limits.py
         _check_name("prefill.name", self.name)
-        if self.updates is not None:
-            _positive("prefill.updates", self.updates)
 
 
 @dataclass
@@ -78,14 +69,6 @@ class LoopConfig:
     publish_every: int = 100  # online: learner updates between actor publications
     lead_updates: int = 100  # online: how many updates' worth of steps the collectors may run ahead
 
-    def validate(self) -> None:
-        if self.first_iteration_steps < 0:
-            raise ValueError("loop.first_iteration_steps must not be negative")
-        if self.growth < 1.0:
-            raise ValueError(f"loop.growth must be at least 1, got {self.growth!r}")
-        _positive("loop.publish_every", self.publish_every)
-        _positive("loop.lead_updates", self.lead_updates)
-
 
 @dataclass
 class CollectConfig:
@@ -97,8 +80,6 @@ class CollectConfig:
     device: str = "auto"  # where the actor runs: "auto" = the GPU if there is one, else the CPU
 
     def validate(self) -> None:
-        _positive("collect.envs", self.envs)
-        _positive("collect.threads", self.threads)
         check_device("collect.device", self.device)
         if self.policy_mode not in ("sample", "greedy"):
             raise ValueError(f"collect.policy_mode must be 'sample' or 'greedy', got {self.policy_mode!r}")
@@ -118,17 +99,8 @@ class ActorGateConfig:
     windows: int = 64  # at most this many T-step windows per reading, spread over the store (its cost)
 
     def validate(self) -> None:
-        from .limits import MAX_BATCH_SIZE, MAX_STEPS, MAX_UPDATES, check_at_most
-
         if not 0.0 <= self.correlation < 1.0:
             raise ValueError(f"train.actor_gate.correlation must lie in [0, 1) (0 = off), got {self.correlation!r}")
-        _positive("train.actor_gate.every", self.every)
-        _positive("train.actor_gate.windows", self.windows)
-        if self.held_out_steps < 0:
-            raise ValueError("train.actor_gate.held_out_steps must not be negative")
-        check_at_most("train.actor_gate.every", self.every, MAX_UPDATES)
-        check_at_most("train.actor_gate.held_out_steps", self.held_out_steps, MAX_STEPS)
-        check_at_most("train.actor_gate.windows", self.windows, MAX_BATCH_SIZE)
         if self.correlation > 0 and self.held_out_steps == 0:
             raise ValueError("train.actor_gate.correlation > 0 needs a held-out store: set train.actor_gate.held_out_steps")
 
@@ -151,11 +123,6 @@ class TrainConfig:
     def validate(self) -> None:
         check_device("train.device", self.device)
         check_device("train.replay_device", self.replay_device)
-        _positive("train.batch_size", self.batch_size)
-        _positive("train.sequence_length", self.sequence_length)
-        _positive("train.checkpoint_every", self.checkpoint_every)
-        if self.video_sequences < 0 or self.torch_threads < 0 or self.loader_workers < 0:
-            raise ValueError("train.video_sequences, train.torch_threads and train.loader_workers must not be negative")
         if self.actor_gate.correlation > 0 and self.actor_gate.held_out_steps < self.sequence_length:
             raise ValueError(f"train.actor_gate.held_out_steps ({self.actor_gate.held_out_steps}) must hold at least one "
                              f"window of train.sequence_length ({self.sequence_length}) steps")
@@ -172,11 +139,7 @@ class EvaluateConfig:
     device: str = "auto"  # where the actor runs: "auto" = the GPU if there is one, else the CPU
 
     def validate(self) -> None:
-        _positive("evaluate.episodes", self.episodes)
-        _positive("evaluate.envs", self.envs)
         check_device("evaluate.device", self.device)
-        if self.max_steps < 0:
-            raise ValueError("evaluate.max_steps must not be negative")
 
 
 @dataclass
@@ -195,7 +158,6 @@ class PretrainConfig:
 
     def validate(self) -> None:
         _check_name("pretrain.name", self.name)
-        _positive("pretrain.updates", self.updates)
         if not self.datasets:
             raise ValueError("pretrain.datasets must name at least one dataset")
 
@@ -281,6 +243,8 @@ class PipelineConfig:
     def validate(self) -> None:
         if self.suite not in SUITES:
             raise ValueError(f"suite must be one of {', '.join(SUITES)}, got {self.suite!r}")
+        self._check_sections()  # env (its action_repeat) before the bounds that use it
+        check_limits(self)  # the bounds of every size and count, lower and upper (pipelines/limits.py)
         if not self.games:
             raise ValueError("games must name at least one game")
         if not self.seeds:
@@ -292,10 +256,6 @@ class PipelineConfig:
         if any(seed < 0 for seed in self.seeds):
             raise ValueError("seeds must not be negative")
         _check_name("variant", self.variant)
-        for name in ("frames_budget", "steps_per_iteration", "train_every", "replay_steps", "collectors"):
-            _positive(name, getattr(self, name))
-        if self.iterations < 0:
-            raise ValueError("iterations must not be negative")
         if self.steps_per_iteration < self.train_every:
             raise ValueError("steps_per_iteration must be at least train_every (one update per iteration)")
         if self.offline and not self.datasets:
@@ -311,8 +271,6 @@ class PipelineConfig:
                              "critic on every batch)")
         if self.loop.online and self.offline:
             raise ValueError("loop.online and offline exclude each other: offline training collects nothing")
-        check_limits(self)  # upper bounds on every size and count (pipelines/limits.py)
-        self._check_sections()
 
     def _check_sections(self) -> None:
         """`env` and `agent.overrides` are stored as mappings (a run's own file and its checkpoints

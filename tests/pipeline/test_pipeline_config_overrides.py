@@ -160,3 +160,19 @@ def test_a_wrong_dotted_key_stops_the_workflow_with_one_line(tmp_path):
     assert result.returncode != 0
     assert "Invalid configuration: unknown configuration key(s): train.batch_sise" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_bound_is_a_key_of_the_schema_and_an_error_naming_it():
+    """The bounds live in one table (pipelines/limits.py), lower and upper, each a real key."""
+    from dreamer_pipeline.pipelines.config_overrides import expand_dotted
+    from dreamer_pipeline.pipelines.limits import BOUNDS
+
+    for key, (lowest, highest) in BOUNDS.items():
+        for value in (lowest - 1, None if highest is None else highest + 1):
+            if value is None:
+                continue
+            data = expand_dotted({key: value})
+            if key.startswith("pretrain."):
+                data["pretrain"]["datasets"] = ["random50k"]
+            with pytest.raises(ConfigError, match=re.escape(key) + " (must|is)"):
+                config_from_mapping(data)
