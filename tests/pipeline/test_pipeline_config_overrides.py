@@ -176,3 +176,13 @@ def test_every_bound_is_a_key_of_the_schema_and_an_error_naming_it():
                 data["pretrain"]["datasets"] = ["random50k"]
             with pytest.raises(ConfigError, match=re.escape(key) + " (must|is)"):
                 config_from_mapping(data)
+
+
+def test_bench_reward_set_uses_the_same_overrides_under_agent_overrides():
+    from bench_reward import RECIPE, parse_set
+
+    name, overrides = parse_set(["world_model.reward_scale=30", "world_model.opt.lr=1e-3"])
+    assert overrides["world_model"]["reward_scale"] == 30.0 and overrides["world_model"]["opt"] == {"lr": 0.001}
+    assert overrides["world_model"]["kl_scale"] == RECIPE["world_model"]["kl_scale"]  # the recipe stays underneath
+    with pytest.raises(SystemExit, match=r"agent\.overrides\.world_model\.reward_scal \(did you mean reward_scale"):
+        parse_set(["world_model.reward_scal=30"])
