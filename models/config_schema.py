@@ -69,72 +69,78 @@ def coerce(value: Any, tp: Any, where: str, lax: bool = False) -> Any:
 
 
 def _coerce(value: Any, tp: Any, where: str, lax: bool = False) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
     if tp is Any:
         return value
-    if lax and isinstance(value, str) and tp is not str and origin not in (typing.Union, types.UnionType, typing.Literal):
-        value = _read_text(value, tp)
-    if lax and tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)  # Snakemake reads `variant=2024` as the int 2024
+    origin = typing.get_origin(tp)
+    if lax:
+        value = _lax(value, tp, origin)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        if lax and isinstance(value, str) and value.strip().lower() in _NULLS and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, where, lax)
-            except ConfigError:
-                pass
-        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+        return _coerce_union(value, tp, where, lax)
     if origin is typing.Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: expected one of {list(args)}, got {value!r}")
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{where}: expected one of {list(typing.get_args(tp))}, got {value!r}")
         return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping of {_type_name(tp)} fields, got {value!r}")
         return override(tp(), value, where, lax)
     if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r} ({type(value).__name__})")
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(args) != len(value):
-                raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
-            return tuple(_coerce(v, a, f"{where}[{i}]", lax) for i, (v, a) in enumerate(zip(value, args)))
-        item = args[0] if args else Any
-        items = [_coerce(v, item, f"{where}[{i}]", lax) for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
+        return _coerce_sequence(value, tp, where, lax)
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        key_tp, value_tp = args if args else (Any, Any)
+        key_tp, value_tp = typing.get_args(tp) or (Any, Any)
         return {_coerce(k, key_tp, where): _coerce(v, value_tp, f"{where}.{k}", lax) for k, v in value.items()}
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected float, got {value!r} ({type(value).__name__})")
+    return _coerce_scalar(value, tp, where)
+
+
+def _lax(value: Any, tp: Any, origin: Any) -> Any:
+    """A command-line value read as `tp` where it arrived as text (or as a number for a string)."""
+    if isinstance(value, str) and tp is not str and origin not in (typing.Union, types.UnionType, typing.Literal):
+        return _read_text(value, tp)
+    if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # Snakemake reads `variant=2024` as the int 2024
+    return value
+
+
+def _coerce_union(value: Any, tp: Any, where: str, lax: bool) -> Any:
+    args = typing.get_args(tp)
+    optional = type(None) in args
+    if optional and (value is None or (lax and isinstance(value, str) and value.strip().lower() in _NULLS)):
+        return None
+    for arg in args:
+        if arg is not type(None):
+            try:
+                return _coerce(value, arg, where, lax)
+            except ConfigError:
+                pass
+    raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def _coerce_sequence(value: Any, tp: Any, where: str, lax: bool) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where}: expected a list, got {value!r} ({type(value).__name__})")
+    if origin is tuple and args and args[-1] is not Ellipsis:  # a fixed-length tuple
+        if len(args) != len(value):
+            raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
+        return tuple(_coerce(v, a, f"{where}[{i}]", lax) for i, (v, a) in enumerate(zip(value, args)))
+    item = args[0] if args else Any
+    items = [_coerce(v, item, f"{where}[{i}]", lax) for i, v in enumerate(value)]
+    return tuple(items) if origin is tuple else items
+
+
+def _coerce_scalar(value: Any, tp: Any, where: str) -> Any:
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value):  # .nan passes every comparison, .inf overflows the plan's arithmetic
             raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)  # YAML writes 2e8 as a float
-            raise ConfigError(f"{where}: expected int, got {value!r} ({type(value).__name__})")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r} ({type(value).__name__})")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r} ({type(value).__name__})")
-        return value
-    if isinstance(tp, type) and not isinstance(value, tp):
-        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    if tp is int and isinstance(value, float) and value.is_integer():
+        return int(value)  # YAML writes 2e8 as a float
+    wrong_bool = isinstance(value, bool) and tp in (int, float)
+    if isinstance(tp, type) and (wrong_bool or not isinstance(value, tp)):
+        expected = {float: "float", int: "int", bool: "true or false", str: "a string"}.get(tp, _type_name(tp))
+        raise ConfigError(f"{where}: expected {expected}, got {value!r} ({type(value).__name__})")
     return value
 
 
