@@ -7,6 +7,11 @@ the most recent 2M agent steps, 50k random prefill steps and one update per 16 a
 
 Step counts are agent steps; one agent step is `env.action_repeat` (4) frames.
 
+Loading is strict (files, checkpoints' saved configurations); command-line overrides are typed by
+the same coercer in its lax mode (`config_overrides`). Every size and count has its lower and upper
+bound in `limits.BOUNDS`; `env` is checked against the suite's environment settings and
+`agent.overrides` against the agent's schema when a configuration loads.
+
 `validate_config(cfg)` is the one validation both `dreamer-pipeline check-config` and the
 Snakefile run: schema, numbers, games, dataset paths, the agent preset and the environment keys.
 """
