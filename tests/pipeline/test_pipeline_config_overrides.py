@@ -197,3 +197,36 @@ def test_bench_reward_set_uses_the_same_overrides_under_agent_overrides():
     assert overrides["world_model"]["kl_scale"] == RECIPE["world_model"]["kl_scale"]  # the recipe stays underneath
     with pytest.raises(SystemExit, match=r"agent\.overrides\.world_model\.reward_scal \(did you mean reward_scale"):
         parse_set(["world_model.reward_scal=30"])
+
+
+def _documented_bench_commands() -> list[list[str]]:
+    """The `bench_learning.py` commands of docs/learning.md and of the script's own docstring."""
+    commands = []
+    for path in (ROOT / "docs/learning.md", ROOT / "benchmarks/bench_learning.py"):
+        text = path.read_text().replace("\\\n", " ")
+        for match in re.finditer(r"benchmarks/bench_learning\.py((?:[ \n]+--[^`\n]*)+)", text):
+            commands.append(shlex.split(match.group(1).replace("\n", " "), comments=True))
+    return commands
+
+
+def test_documented_bench_learning_settings_load():
+    """Each documented `--set` of the learning benchmark, on its `--config`, gives a valid configuration."""
+    from bench_learning import read_configuration
+
+    commands = _documented_bench_commands()
+    assert sum("--set" in c for c in commands) >= 5, commands
+    for tokens in commands:
+        config = ROOT / "config/boxing_cpu.yaml"  # the benchmark's default
+        settings = []
+        for flag, value in zip(tokens, tokens[1:]):
+            if flag == "--config":
+                config = ROOT / value
+            elif flag == "--set":
+                settings.append(value.replace("TASK", "walker_stand"))
+        cfg = config_from_mapping(read_configuration(config, settings))
+        for setting in settings:  # each setting reached the configuration
+            key, value = setting.split("=", 1)
+            node = cfg
+            for part in key.split("."):
+                node = getattr(node, part)
+            assert node == yaml.safe_load(value), (tokens, setting, node)
