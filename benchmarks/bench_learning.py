@@ -42,12 +42,11 @@ def read_configuration(path: str | Path, settings: list[str]) -> dict:
     syntax (`pipelines/config_overrides.py`, as Snakemake's `--config`), typed by the schema. A bad
     file or setting ends the benchmark with one line naming it."""
     from dreamer_pipeline.models.config_schema import ConfigError
+    from dreamer_pipeline.pipelines.config import read_config_data
     from dreamer_pipeline.pipelines.config_overrides import apply_settings
-    from dreamer_pipeline.pipelines.config_yaml import load_yaml
 
     try:
-        data = load_yaml(Path(path).read_text(), f"configuration file {path}") or {}
-        return apply_settings(data, settings)
+        return apply_settings(read_config_data(path), settings)
     except ConfigError as error:
         raise SystemExit(f"error: {error}") from None
 

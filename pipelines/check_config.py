@@ -86,8 +86,8 @@ def validate_config(cfg: PipelineConfig, layout: RunLayout | None = None) -> Pip
     return cfg
 
 
-def load_and_validate(path: str | Path) -> PipelineConfig:
-    cfg = load_config(path)
+def load_and_validate(path: str | Path, settings: tuple[str, ...] = ()) -> PipelineConfig:
+    cfg = load_config(path, settings)
     try:
         return validate_config(cfg)
     except ConfigError as error:
@@ -97,7 +97,9 @@ def load_and_validate(path: str | Path) -> PipelineConfig:
 @click.command("check-config", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("config_file", type=click.Path(path_type=Path))
 @click.option("--show/--no-show", default=False, help="Print the resolved configuration (defaults filled in).")
-def check_config_command(config_file: Path, show: bool) -> None:
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="An override on top of the file, dotted key and YAML value (train.batch_size=32), as --config.")
+def check_config_command(config_file: Path, show: bool, settings: tuple[str, ...]) -> None:
     """Validate a pipeline configuration file before anything runs.
 
     Exits 2 with one message naming the first problem in CONFIG_FILE (a YAML of pipeline settings).
@@ -106,11 +108,11 @@ def check_config_command(config_file: Path, show: bool) -> None:
     overrides, environment settings, and that every named dataset is an experience store (or
     will be built by the pipeline). The Snakefile runs the same checks before any job starts.
 
-    Example: dreamer-pipeline check-config config/debug.yaml --show
+    Example: dreamer-pipeline check-config config/debug.yaml --show --set agent.preset=small
     """
     with warnings.catch_warnings(record=True) as plan_warnings:
         warnings.simplefilter("always", PlanWarning)
-        cfg = load_and_validate(config_file)  # a ConfigError is one line and exit code 2 (pipelines/cli.py)
+        cfg = load_and_validate(config_file, settings)  # a ConfigError is one line and exit code 2 (pipelines/cli.py)
     for warning in plan_warnings:
         click.echo(f"warning: {warning.message}", err=True)
     if show:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import yaml
 
@@ -318,14 +318,24 @@ def config_from_mapping(data: Mapping[str, Any] | None) -> PipelineConfig:
     return from_mapping(PipelineConfig, data or {})
 
 
-def load_config(path: str | Path) -> PipelineConfig:
-    """Read a YAML file of overrides. Raises `ConfigError` naming the file and the problem."""
+def read_config_data(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML configuration file holds (no aliases, bounded nesting), not yet checked by
+    the schema; a ConfigError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"configuration file {path} does not exist")
-    data = load_yaml(path.read_text(), f"configuration file {path}")  # no aliases, bounded nesting
+    data = load_yaml(path.read_text(), f"configuration file {path}")
     if data is not None and not isinstance(data, Mapping):
         raise ConfigError(f"configuration file {path} must hold a mapping of keys, got {type(data).__name__}")
+    return dict(data or {})
+
+
+def load_config(path: str | Path, settings: Iterable[str] = ()) -> PipelineConfig:
+    """Read a YAML file of overrides, with command-line `KEY=VALUE` settings on top (the one
+    override syntax, `config_overrides`). Raises `ConfigError` naming the file and the problem."""
+    from .config_overrides import apply_settings
+
+    data = apply_settings(read_config_data(path), settings) if settings else read_config_data(path)
     try:
         return config_from_mapping(data)
     except ConfigError as error:

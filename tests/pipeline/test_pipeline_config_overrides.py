@@ -152,15 +152,18 @@ def test_documented_override_examples_run(line, tmp_path):
     """Each documented override command, as a dry run (`-n`) of the real Snakefile."""
     tokens = shlex.split(line, comments=True)
     snakemake = ["-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "-n"]
+    cli = [sys.executable, "-m", "dreamer_pipeline.pipelines.cli"]
     if tokens[0] == "snakemake":
-        command = [sys.executable, "-m", "snakemake", *snakemake, *tokens[1:]]
+        command, expected = [sys.executable, "-m", "snakemake", *snakemake, *tokens[1:]], "This was a dry-run"
     elif tokens[:2] == ["dreamer-pipeline", "workflow"]:
-        command = [sys.executable, "-m", "dreamer_pipeline.pipelines.cli", "workflow", *snakemake, *tokens[2:]]
+        command, expected = [*cli, "workflow", *snakemake, *tokens[2:]], "This was a dry-run"
+    elif tokens[:2] == ["dreamer-pipeline", "check-config"]:
+        command, expected = [*cli, *tokens[1:]], ": ok ("
     else:
         pytest.fail(f"an override example this test cannot run: {line}")
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    assert "This was a dry-run" in result.stdout + result.stderr
+    assert expected in result.stdout + result.stderr
 
 
 def test_a_wrong_dotted_key_stops_the_workflow_with_one_line(tmp_path):
@@ -230,3 +233,17 @@ def test_documented_bench_learning_settings_load():
             for part in key.split("."):
                 node = getattr(node, part)
             assert node == yaml.safe_load(value), (tokens, setting, node)
+
+
+def test_check_config_takes_the_same_settings(tmp_path):
+    from click.testing import CliRunner
+
+    from dreamer_pipeline.pipelines.cli import main
+
+    ok = CliRunner().invoke(main, ["check-config", str(ROOT / "config/small.yaml"), "--show",
+                                   "--set", "agent.preset=debug", "--set", "train.batch_size=8"])
+    assert ok.exit_code == 0, ok.output
+    shown = yaml.safe_load(ok.stdout)
+    assert shown["agent"]["preset"] == "debug" and shown["train"]["batch_size"] == 8
+    bad = CliRunner().invoke(main, ["check-config", str(ROOT / "config/small.yaml"), "--set", "train.batch_size=big"])
+    assert bad.exit_code == 2 and "train.batch_size: expected int, got 'big'" in bad.output
