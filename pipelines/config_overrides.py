@@ -8,8 +8,9 @@ place a person overrides a setting on the command line:
   `snakemake` refuses a dot in a `--config` key before the Snakefile is read, so there the
   top-level form `--config 'agent={preset: small}'` does the same), through
   `workflow_plan.load_workflow`;
-- `benchmarks/bench_learning.py --set KEY=VALUE` and `benchmarks/gpu_learning.py --set`, through
-  `apply_settings`.
+- `dreamer-pipeline check-config FILE --set KEY=VALUE` (`config.load_config(path, settings)`),
+  `benchmarks/bench_learning.py --set`, `gpu_learning.py --set` and `bench_reward.py --set` (keys
+  under `agent.overrides`), through `apply_settings` / `parse_settings`.
 
 Values are read as Snakemake reads them (every scalar a string: `interleaved=false` is `'false'`,
 `seeds=[0,1]` is `['0', '1']`) and then typed by the schema's one coercer in its lax mode
