@@ -28,7 +28,8 @@ from dreamer_pipeline.pipelines.workflow_plan import load_workflow
 min_version("9.0")
 
 try:
-    # `--config KEY=VALUE` values arrive as strings; the schema types them (pipelines/config_overrides.py).
+    # `--config KEY=VALUE` values arrive as strings; the schema types them (pipelines/config_overrides.py;
+    # dotted keys come through `dreamer-pipeline workflow`, since Snakemake's own parser refuses them).
     # Only those: `overwrite_config` also holds the config files' values, which keep their YAML types.
     with warnings.catch_warnings(record=True) as planning_warnings:
         warnings.simplefilter("always", PlanWarning)

@@ -37,22 +37,18 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def parse_value(text: str):
-    return yaml.safe_load(text)
+def read_configuration(path: str | Path, settings: list[str]) -> dict:
+    """The configuration file with `--set KEY=VALUE` applied: the pipeline's one dotted override
+    syntax (`pipelines/config_overrides.py`, as Snakemake's `--config`), typed by the schema. A bad
+    file or setting ends the benchmark with one line naming it."""
+    from dreamer_pipeline.models.config_schema import ConfigError
+    from dreamer_pipeline.pipelines.config import read_config_data
+    from dreamer_pipeline.pipelines.config_overrides import apply_settings
 
-
-def apply_overrides(data: dict, settings: list[str]) -> dict:
-    """`key.sub=value` strings (YAML values) applied to a nested mapping."""
-    for setting in settings:
-        key, sep, value = setting.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects key=value, got {setting!r}")
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = parse_value(value)
-    return data
+    try:
+        return apply_settings(read_config_data(path), settings)
+    except ConfigError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def t_quantile_975(df: int) -> float:
@@ -117,7 +113,8 @@ def published(game: str, frames: int) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(ROOT / "config/boxing_cpu.yaml"))
-    parser.add_argument("--set", dest="settings", action="append", default=[], help="key.sub=value override")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override, dotted key and YAML value (train.batch_size=32), as Snakemake's --config")
     parser.add_argument("--variant", default=None, help="variant name (default: the config's)")
     parser.add_argument("--results", default=str(ROOT / "results/bench_learning"))
     parser.add_argument("--cores", type=int, default=2)
@@ -128,8 +125,7 @@ def main() -> None:
 
     from dreamer_pipeline.pipelines.config import config_from_mapping
 
-    data = yaml.safe_load(Path(args.config).read_text()) or {}
-    data = apply_overrides(data, args.settings)
+    data = read_configuration(args.config, args.settings)
     if args.variant:
         data["variant"] = args.variant
     data.setdefault("paths", {})["results"] = str(Path(args.results).resolve())  # absolute: snakemake runs with -d in that folder

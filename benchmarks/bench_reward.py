@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from dreamer_pipeline.pipelines.held_out_reward import held_out_windows, reward_predictions, reward_scores
 
@@ -66,19 +65,20 @@ SETTINGS: dict[str, dict[str, Any]] = {
 
 
 def parse_set(items: list[str]) -> tuple[str, dict]:
-    """`["world_model.reward_scale=30", ...]` -> (a name, the nested overrides on top of the recipe)."""
-    overrides = copy.deepcopy(RECIPE)
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, e.g. world_model.reward_scale=30")
-        node = overrides
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise SystemExit(f"--set {item!r}: {part!r} is a value, not a section")
-        node[leaf] = yaml.safe_load(raw)
+    """`["world_model.reward_scale=30", ...]` -> (a name, the nested overrides on top of the recipe).
+    The pipeline's one override syntax (`pipelines/config_overrides.py`), keys under `agent.overrides`,
+    typed by the agent's schema."""
+    from dreamer_pipeline.models.config import AgentConfig
+    from dreamer_pipeline.models.config_schema import ConfigError, from_mapping
+    from dreamer_pipeline.pipelines.config_overrides import apply_overrides, parse_settings
+
+    base = {"agent": {"overrides": copy.deepcopy(RECIPE)}}
+    try:
+        settings = {f"agent.overrides.{key}": value for key, value in parse_settings(items).items()}
+        overrides = apply_overrides(base, settings)["agent"]["overrides"]
+        from_mapping(AgentConfig, overrides, "agent.overrides")  # unknown keys named before any run
+    except ConfigError as error:
+        raise SystemExit(f"error: {error}") from None
     return "recipe+" + ",".join(items), overrides
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from bench_learning import apply_overrides, interval95, published, random_returns, read_curve
+from bench_learning import interval95, published, random_returns, read_configuration, read_curve
 from planned_wall_time import IterationMeasure, describe, measured_rates, plan_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,7 +182,8 @@ def table(curve: list[dict], measures: list[dict], random: tuple[float, float, f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(ROOT / "config/gpu_boxing.yaml"))
-    parser.add_argument("--set", dest="settings", action="append", default=[], help="key.sub=value override")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override, dotted key and YAML value, as Snakemake's --config")
     parser.add_argument("--results", default=str(ROOT / "results/gpu_learning"))
     parser.add_argument("--deadline", type=float, default=None,
                         help="epoch seconds at which Snakemake is stopped (default: none)")
@@ -196,7 +197,7 @@ def main() -> None:
     started = time.time()
     results = Path(args.results).resolve()
     results.mkdir(parents=True, exist_ok=True)
-    data = apply_overrides(yaml.safe_load(Path(args.config).read_text()) or {}, args.settings)
+    data = read_configuration(args.config, args.settings)
     data.setdefault("paths", {})["results"] = str(results)
     cfg = config_from_mapping(data)
     if len(cfg.games) != 1 or len(cfg.seeds) != 1:

@@ -336,14 +336,16 @@ ARCHITECTURE_FIELDS: tuple[str, ...] = (
 )
 
 
-def preset(name: str, overrides: Mapping[str, Any] | None = None) -> AgentConfig:
+def preset(name: str, overrides: Mapping[str, Any] | None = None, where: str = "") -> AgentConfig:
     """The named preset (`atari`, `small`, `debug`, `dmc_vision`, `dreamerv1`), optionally with
-    overrides applied on top."""
+    overrides applied on top; `where` ("agent" in a pipeline configuration) prefixes the keys an
+    error names (`agent.preset`, `agent.overrides.world_model.kl_scale`)."""
+    prefix = f"{where}." if where else ""
     if name not in PRESETS:
-        raise ConfigError(f"unknown agent preset {name!r}; choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"{prefix + 'preset: ' if where else ''}unknown agent preset {name!r}; choose one of {sorted(PRESETS)}")
     config = override(AgentConfig(), PRESETS[name])
     if overrides:
-        config = override(config, overrides)
+        config = override(config, overrides, f"{prefix}overrides" if where else "")
     return config
 
 

@@ -2,8 +2,9 @@
 
 `validate_config(cfg, layout)` is the single validation the Snakefile also runs at parse time, so a
 bad configuration fails before any job starts. It checks, in order: the schema (unknown keys,
-wrong types, sizes beyond `limits.py`: done by `load_config`), the games (each must be an ALE game),
-the agent preset and its overrides, the environment overrides, the machine (the device exists and
+wrong types, sizes outside `limits.py`, the environment overrides against the suite's settings,
+the agent preset and its overrides: done by `load_config`), the games (each must be a game of the
+suite), the machine (the device exists and
 a training stage's estimated memory fits: `machine.py`), and every dataset the configuration names
 (each must be an experience store, a directory of stores or a manifest, unless the pipeline builds
 it itself).
@@ -51,12 +52,6 @@ def _check_agent(cfg: PipelineConfig):
     return override(base, cfg.agent.overrides, "agent.overrides")
 
 
-def _check_env(cfg: PipelineConfig) -> None:
-    from .envs.registry import env_config_of
-
-    env_config_of(cfg)
-
-
 def _check_trackers(cfg: PipelineConfig) -> None:
     """A tracker whose extra is missing fails here, before any job starts, not in the first stage."""
     from .tracking.trackers import TrackerError, require_backend
@@ -73,8 +68,7 @@ def validate_config(cfg: PipelineConfig, layout: RunLayout | None = None) -> Pip
     layout = layout or RunLayout.from_config(cfg)
     for game in cfg.games:
         check_game(game, cfg.suite)
-    agent_config = _check_agent(cfg)
-    _check_env(cfg)
+    agent_config = _check_agent(cfg)  # env and agent.overrides are typed at load (PipelineConfig.validate)
     _check_trackers(cfg)
     if skip_requested():  # a submit host unlike the nodes: the stages check when they start
         check_device_name(cfg.train.device)
@@ -92,8 +86,8 @@ def validate_config(cfg: PipelineConfig, layout: RunLayout | None = None) -> Pip
     return cfg
 
 
-def load_and_validate(path: str | Path) -> PipelineConfig:
-    cfg = load_config(path)
+def load_and_validate(path: str | Path, settings: tuple[str, ...] = ()) -> PipelineConfig:
+    cfg = load_config(path, settings)
     try:
         return validate_config(cfg)
     except ConfigError as error:
@@ -103,7 +97,9 @@ def load_and_validate(path: str | Path) -> PipelineConfig:
 @click.command("check-config", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("config_file", type=click.Path(path_type=Path))
 @click.option("--show/--no-show", default=False, help="Print the resolved configuration (defaults filled in).")
-def check_config_command(config_file: Path, show: bool) -> None:
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="An override on top of the file, dotted key and YAML value (train.batch_size=32), as --config.")
+def check_config_command(config_file: Path, show: bool, settings: tuple[str, ...]) -> None:
     """Validate a pipeline configuration file before anything runs.
 
     Exits 2 with one message naming the first problem in CONFIG_FILE (a YAML of pipeline settings).
@@ -112,11 +108,11 @@ def check_config_command(config_file: Path, show: bool) -> None:
     overrides, environment settings, and that every named dataset is an experience store (or
     will be built by the pipeline). The Snakefile runs the same checks before any job starts.
 
-    Example: dreamer-pipeline check-config config/debug.yaml --show
+    Example: dreamer-pipeline check-config config/debug.yaml --show --set agent.preset=small
     """
     with warnings.catch_warnings(record=True) as plan_warnings:
         warnings.simplefilter("always", PlanWarning)
-        cfg = load_and_validate(config_file)  # a ConfigError is one line and exit code 2 (pipelines/cli.py)
+        cfg = load_and_validate(config_file, settings)  # a ConfigError is one line and exit code 2 (pipelines/cli.py)
     for warning in plan_warnings:
         click.echo(f"warning: {warning.message}", err=True)
     if show:

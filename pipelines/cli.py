@@ -43,6 +43,7 @@ SUBCOMMANDS: dict[str, str] = {
     "watch": "acting.watch:watch_command",
     "scores": "scores.command:scores_command",
     "check-config": "check_config:check_config_command",
+    "workflow": "workflow_command:workflow_command",
 }
 
 

@@ -7,6 +7,11 @@ the most recent 2M agent steps, 50k random prefill steps and one update per 16 a
 
 Step counts are agent steps; one agent step is `env.action_repeat` (4) frames.
 
+Loading is strict (files, checkpoints' saved configurations); command-line overrides are typed by
+the same coercer in its lax mode (`config_overrides`). Every size and count has its lower and upper
+bound in `limits.BOUNDS`; `env` is checked against the suite's environment settings and
+`agent.overrides` against the agent's schema when a configuration loads.
+
 `validate_config(cfg)` is the one validation both `dreamer-pipeline check-config` and the
 Snakefile run: schema, numbers, games, dataset paths, the agent preset and the environment keys.
 """
@@ -16,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import yaml
 
@@ -30,11 +35,6 @@ __all__ = [
     "ActorGateConfig", "AgentSection", "CollectConfig", "ConfigError", "EvaluateConfig", "LoggingConfig", "LoopConfig", "PathsConfig",
     "PipelineConfig", "PrefillConfig", "PretrainConfig", "TrainConfig", "load_config", "config_from_mapping", "to_dict",
 ]
-
-
-def _positive(where: str, value: int | float) -> None:
-    if value <= 0:
-        raise ValueError(f"{where} must be positive, got {value!r}")
 
 
 def check_device(where: str, device: str) -> None:
@@ -53,12 +53,8 @@ class PrefillConfig:
     world_model_only: bool = False  # iteration 0 trains only the world model: the actor starts learning
     # once imagination means something (an actor trained on an untrained model collapses onto noise)
 
-    def validate(self) -> None:
-        _positive("prefill.steps", self.steps)
-        _positive("prefill.envs", self.envs)
+    def validate(self) -> None:  # the bounds of every size and count: pipelines/limits.py
         _check_name("prefill.name", self.name)
-        if self.updates is not None:
-            _positive("prefill.updates", self.updates)
 
 
 @dataclass
@@ -78,14 +74,6 @@ class LoopConfig:
     publish_every: int = 100  # online: learner updates between actor publications
     lead_updates: int = 100  # online: how many updates' worth of steps the collectors may run ahead
 
-    def validate(self) -> None:
-        if self.first_iteration_steps < 0:
-            raise ValueError("loop.first_iteration_steps must not be negative")
-        if self.growth < 1.0:
-            raise ValueError(f"loop.growth must be at least 1, got {self.growth!r}")
-        _positive("loop.publish_every", self.publish_every)
-        _positive("loop.lead_updates", self.lead_updates)
-
 
 @dataclass
 class CollectConfig:
@@ -97,8 +85,6 @@ class CollectConfig:
     device: str = "auto"  # where the actor runs: "auto" = the GPU if there is one, else the CPU
 
     def validate(self) -> None:
-        _positive("collect.envs", self.envs)
-        _positive("collect.threads", self.threads)
         check_device("collect.device", self.device)
         if self.policy_mode not in ("sample", "greedy"):
             raise ValueError(f"collect.policy_mode must be 'sample' or 'greedy', got {self.policy_mode!r}")
@@ -118,17 +104,8 @@ class ActorGateConfig:
     windows: int = 64  # at most this many T-step windows per reading, spread over the store (its cost)
 
     def validate(self) -> None:
-        from .limits import MAX_BATCH_SIZE, MAX_STEPS, MAX_UPDATES, check_at_most
-
         if not 0.0 <= self.correlation < 1.0:
             raise ValueError(f"train.actor_gate.correlation must lie in [0, 1) (0 = off), got {self.correlation!r}")
-        _positive("train.actor_gate.every", self.every)
-        _positive("train.actor_gate.windows", self.windows)
-        if self.held_out_steps < 0:
-            raise ValueError("train.actor_gate.held_out_steps must not be negative")
-        check_at_most("train.actor_gate.every", self.every, MAX_UPDATES)
-        check_at_most("train.actor_gate.held_out_steps", self.held_out_steps, MAX_STEPS)
-        check_at_most("train.actor_gate.windows", self.windows, MAX_BATCH_SIZE)
         if self.correlation > 0 and self.held_out_steps == 0:
             raise ValueError("train.actor_gate.correlation > 0 needs a held-out store: set train.actor_gate.held_out_steps")
 
@@ -151,11 +128,6 @@ class TrainConfig:
     def validate(self) -> None:
         check_device("train.device", self.device)
         check_device("train.replay_device", self.replay_device)
-        _positive("train.batch_size", self.batch_size)
-        _positive("train.sequence_length", self.sequence_length)
-        _positive("train.checkpoint_every", self.checkpoint_every)
-        if self.video_sequences < 0 or self.torch_threads < 0 or self.loader_workers < 0:
-            raise ValueError("train.video_sequences, train.torch_threads and train.loader_workers must not be negative")
         if self.actor_gate.correlation > 0 and self.actor_gate.held_out_steps < self.sequence_length:
             raise ValueError(f"train.actor_gate.held_out_steps ({self.actor_gate.held_out_steps}) must hold at least one "
                              f"window of train.sequence_length ({self.sequence_length}) steps")
@@ -172,11 +144,7 @@ class EvaluateConfig:
     device: str = "auto"  # where the actor runs: "auto" = the GPU if there is one, else the CPU
 
     def validate(self) -> None:
-        _positive("evaluate.episodes", self.episodes)
-        _positive("evaluate.envs", self.envs)
         check_device("evaluate.device", self.device)
-        if self.max_steps < 0:
-            raise ValueError("evaluate.max_steps must not be negative")
 
 
 @dataclass
@@ -195,7 +163,6 @@ class PretrainConfig:
 
     def validate(self) -> None:
         _check_name("pretrain.name", self.name)
-        _positive("pretrain.updates", self.updates)
         if not self.datasets:
             raise ValueError("pretrain.datasets must name at least one dataset")
 
@@ -281,6 +248,8 @@ class PipelineConfig:
     def validate(self) -> None:
         if self.suite not in SUITES:
             raise ValueError(f"suite must be one of {', '.join(SUITES)}, got {self.suite!r}")
+        self._check_sections()  # env (its action_repeat) before the bounds that use it
+        check_limits(self)  # the bounds of every size and count, lower and upper (pipelines/limits.py)
         if not self.games:
             raise ValueError("games must name at least one game")
         if not self.seeds:
@@ -292,10 +261,6 @@ class PipelineConfig:
         if any(seed < 0 for seed in self.seeds):
             raise ValueError("seeds must not be negative")
         _check_name("variant", self.variant)
-        for name in ("frames_budget", "steps_per_iteration", "train_every", "replay_steps", "collectors"):
-            _positive(name, getattr(self, name))
-        if self.iterations < 0:
-            raise ValueError("iterations must not be negative")
         if self.steps_per_iteration < self.train_every:
             raise ValueError("steps_per_iteration must be at least train_every (one update per iteration)")
         if self.offline and not self.datasets:
@@ -311,7 +276,18 @@ class PipelineConfig:
                              "critic on every batch)")
         if self.loop.online and self.offline:
             raise ValueError("loop.online and offline exclude each other: offline training collects nothing")
-        check_limits(self)  # upper bounds on every size and count (pipelines/limits.py)
+
+    def _check_sections(self) -> None:
+        """`env` and `agent.overrides` are stored as mappings (a run's own file and its checkpoints
+        keep only what was set); their keys and values are checked here against their schemas:
+        `env` against the suite's environment settings (Atari's EnvConfig, the Control Suite's
+        DMCConfig), `agent.overrides` against the preset's AgentConfig."""
+        from dreamer_pipeline.models.config import preset
+
+        from .envs.registry import env_config_of
+
+        env_config_of(self)
+        preset(self.agent.preset, self.agent.overrides, where="agent")
 
     # ---- derived paths (the full run layout is pipelines.run_layout) ----
     @property
@@ -342,14 +318,24 @@ def config_from_mapping(data: Mapping[str, Any] | None) -> PipelineConfig:
     return from_mapping(PipelineConfig, data or {})
 
 
-def load_config(path: str | Path) -> PipelineConfig:
-    """Read a YAML file of overrides. Raises `ConfigError` naming the file and the problem."""
+def read_config_data(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML configuration file holds (no aliases, bounded nesting), not yet checked by
+    the schema; a ConfigError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"configuration file {path} does not exist")
-    data = load_yaml(path.read_text(), f"configuration file {path}")  # no aliases, bounded nesting
+    data = load_yaml(path.read_text(), f"configuration file {path}")
     if data is not None and not isinstance(data, Mapping):
         raise ConfigError(f"configuration file {path} must hold a mapping of keys, got {type(data).__name__}")
+    return dict(data or {})
+
+
+def load_config(path: str | Path, settings: Iterable[str] = ()) -> PipelineConfig:
+    """Read a YAML file of overrides, with command-line `KEY=VALUE` settings on top (the one
+    override syntax, `config_overrides`). Raises `ConfigError` naming the file and the problem."""
+    from .config_overrides import apply_settings
+
+    data = apply_settings(read_config_data(path), settings) if settings else read_config_data(path)
     try:
         return config_from_mapping(data)
     except ConfigError as error:

@@ -1,44 +1,95 @@
-"""Snakemake's `--config KEY=VALUE` overrides, typed by the configuration schema.
+"""Command-line overrides: one dotted syntax, `KEY=VALUE`, typed by the configuration schema.
 
-Snakemake parses a command-line value with `int`, `float`, the literals `True`/`False`, then YAML's
-BaseLoader, which leaves every scalar a string: `interleaved=false` arrives as `'false'`,
-`seeds=[0,1]` as `['0', '1']`, `train={batch_size: 8}` as `{'batch_size': '8'}`, `variant=2`
-as the int 2. `type_overrides(overrides)` turns each leaf into the type the schema declares for
-its key: `PipelineConfig`'s fields, `env.*` by `pipelines.envs.atari.EnvConfig` and
-`agent.overrides.*` by `models.config.AgentConfig`. Only command-line values are converted;
-configuration files stay strict (a quoted `"false"` in YAML is still an error).
+`train.batch_size=32`, `agent.preset=small`, `games=[pong]`, `env.sticky_action_probability=0`:
+the key is a dotted path through the schema, the value YAML. The same function serves every
+place a person overrides a setting on the command line:
 
-Spellings: booleans as YAML writes them (`true`, `False`, `yes`, `off`), `null`/`none`/`~` for
-an optional section, lists as `[a, b]` or `a,b`.
+- Snakemake's `--config` (`dreamer-pipeline workflow ... --config agent.preset=small`; plain
+  `snakemake` refuses a dot in a `--config` key before the Snakefile is read, so there the
+  top-level form `--config 'agent={preset: small}'` does the same), through
+  `workflow_plan.load_workflow`;
+- `dreamer-pipeline check-config FILE --set KEY=VALUE` (`config.load_config(path, settings)`),
+  `benchmarks/bench_learning.py --set`, `gpu_learning.py --set` and `bench_reward.py --set` (keys
+  under `agent.overrides`), through `apply_settings` / `parse_settings`.
+
+Values are read as Snakemake reads them (every scalar a string: `interleaved=false` is `'false'`,
+`seeds=[0,1]` is `['0', '1']`) and then typed by the schema's one coercer in its lax mode
+(`models.config_schema.coerce`): `PipelineConfig`'s fields, `env.*` by the suite's environment
+settings (`EnvConfig` for Atari and Catch, `DMCConfig` with `suite: dmc`) and `agent.overrides.*`
+by `models.config.AgentConfig`. Configuration files stay strict (a quoted `"false"` in YAML is an
+error). A key the schema does not know is left as it is, for the schema's check to name.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
+from dreamer_pipeline.models.config_schema import ConfigError, coerce
 
 from .config_yaml import load_yaml
 
-_NULLS = {"null", "none", "~", ""}
+
+def parse_setting(text: str, where: str = "--set") -> tuple[str, Any]:
+    """`KEY=VALUE` as (dotted key, value with every scalar a string); a ConfigError naming it."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    parts = key.split(".")
+    if not sep or not all(part.isidentifier() for part in parts):
+        raise ConfigError(f"{where} {text!r}: expected KEY=VALUE with a dotted key, e.g. train.batch_size=32")
+    return key, load_yaml(value, f"{where} {key}", plain=True)
 
 
-def type_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The command-line overrides with every leaf converted to its schema type (see module doc)."""
-    from .config import PipelineConfig
+def parse_settings(settings: Iterable[str], where: str = "--set") -> dict[str, Any]:
+    return dict(parse_setting(text, where) for text in settings)
 
-    return _walk(PipelineConfig, overrides, "")
+
+def apply_settings(config: Mapping[str, Any], settings: Iterable[str], where: str = "--set") -> dict[str, Any]:
+    """`config` with `KEY=VALUE` strings applied (bench_learning.py's and gpu_learning.py's `--set`)."""
+    return apply_overrides(config, parse_settings(settings, where))
 
 
 def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """`config` (files and command line merged, as Snakemake gives it) with the command-line leaves typed."""
-    typed = type_overrides(overrides)
-    return _merge(dict(config), typed)
+    """`config` with the command-line `overrides` (dotted keys allowed) typed and applied on top.
+    A dotted key that `config` holds as it is (Snakemake merges `--config` into `config`) is
+    replaced by the nested one."""
+    nested = expand_dotted(overrides)
+    base = {key: value for key, value in config.items() if key not in overrides or "." not in str(key)}
+    suite = nested.get("suite", base.get("suite", "atari"))
+    return _merge(base, type_overrides(nested, suite=suite))
+
+
+def expand_dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"train.batch_size": 8, "train": {"device": "cpu"}}` as `{"train": {"batch_size": 8, "device": "cpu"}}`."""
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        parts = str(key).split(".")
+        node = nested
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--config {key}: {'.'.join(parts[:depth + 1])} is set to a value, not a section")
+            node = child
+        leaf = parts[-1]
+        if isinstance(value, Mapping) and isinstance(node.get(leaf), dict):
+            node[leaf] = _merge(node[leaf], expand_dotted(value))
+        else:
+            node[leaf] = expand_dotted(value) if isinstance(value, Mapping) else value
+    return nested
+
+
+def type_overrides(overrides: Mapping[str, Any], suite: Any = None) -> dict[str, Any]:
+    """The overrides (a nested mapping) with every leaf converted to its schema type (module doc)."""
+    from .config import PipelineConfig
+
+    if suite is None:
+        suite = overrides.get("suite", "atari")
+    return _walk(PipelineConfig, overrides, "", str(suite).strip())
 
 
 def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    base = dict(base)
     for key, value in update.items():
         if isinstance(value, Mapping) and isinstance(base.get(key), Mapping):
             base[key] = _merge(dict(base[key]), value)
@@ -47,81 +98,44 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return base
 
 
-def _walk(schema: Any, data: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _walk(schema: Any, data: Any, where: str, suite: str) -> Any:
+    """`data` typed by `schema` (a dataclass): sections recursively, leaves by the one coercer."""
+    if not isinstance(data, Mapping):
+        return data  # e.g. `train=8`: the schema's check names it
+    hints = typing.get_type_hints(schema)
     out = {}
     for key, value in data.items():
         path = f"{where}.{key}" if where else str(key)
-        out[key] = _convert(_field_type(schema, key, path), value, path)
+        tp = _section_type(path, suite) or hints.get(key, Any)
+        if _dataclass_of(tp) is not None and isinstance(value, Mapping):
+            out[key] = _walk(_dataclass_of(tp), value, path, suite)
+        else:
+            typed = coerce(value, tp, path, lax=True)
+            out[key] = list(typed) if isinstance(typed, tuple) else typed  # plain YAML data, as files hold
     return out
 
 
-def _field_type(schema: Any, key: str, path: str) -> Any:
-    """The declared type of `key` in `schema` (a dataclass), or Any for an unknown key (the schema
-    check names it later)."""
-    if not dataclasses.is_dataclass(schema):
-        return Any
-    hints = typing.get_type_hints(schema)
-    if key not in hints:
-        return Any
+def _section_type(path: str, suite: str) -> Any:
+    """The schema of the two sections stored as mappings: `env` (by suite) and `agent.overrides`."""
     if path == "env":
-        from .envs.atari import EnvConfig
+        from .envs.registry import env_config_class
 
-        return EnvConfig
+        try:
+            return env_config_class(suite)
+        except ValueError:
+            return None  # an unknown suite: the schema's check names it
     if path == "agent.overrides":
         from dreamer_pipeline.models.config import AgentConfig
 
         return AgentConfig
-    return hints[key]
+    return None
 
 
-def _convert(tp: Any, value: Any, where: str) -> Any:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is Any:
-        return value
+def _dataclass_of(tp: Any) -> Any:
+    """The dataclass in `tp` (`PretrainConfig | None` included), or None."""
     if dataclasses.is_dataclass(tp):
-        if isinstance(value, str):
-            value = _yaml(value, where)
-        return _walk(tp, value, where) if isinstance(value, Mapping) else value
-    if origin in (typing.Union, types.UnionType):
-        if isinstance(value, str) and value.strip().lower() in _NULLS and type(None) in args:
-            return None
-        options = [arg for arg in args if arg is not type(None)]
-        return _convert(options[0], value, where) if len(options) == 1 else value
-    if origin in (list, tuple):
-        if isinstance(value, str):
-            text = value.strip()
-            value = _yaml(text, where) if text.startswith("[") else [item.strip() for item in text.split(",") if item.strip()]
-        if not isinstance(value, (list, tuple)):
-            value = [value]
-        item = args[0] if args else Any
-        return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if isinstance(value, str):
-            value = _yaml(value, where)
-        return value
-    if tp is str:
-        return value if isinstance(value, str) or value is None else str(value)
-    if not isinstance(value, str):
-        return value
-    if tp is bool:
-        parsed = _yaml(value, where)
-        return parsed if isinstance(parsed, bool) else value
-    if tp is int:
-        try:
-            return int(value)
-        except ValueError:
-            try:
-                number = float(value)  # 2e8
-            except ValueError:
-                return value
-            return int(number) if number.is_integer() else value
-    if tp is float:
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _yaml(text: str, where: str) -> Any:
-    return load_yaml(text, f"--config {where}")
+        return tp
+    for arg in typing.get_args(tp):
+        if dataclasses.is_dataclass(arg):
+            return arg
+    return None

@@ -23,8 +23,8 @@ from dreamer_pipeline.models.config_schema import ConfigError
 MAX_DEPTH = 32  # the schema nests 5 deep (agent.overrides.world_model.rssm.deter); room for lists of mappings
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without anchors, aliases or deep nesting."""
+class _Refusals:
+    """Refuse anchors, aliases and deep nesting while composing (mixed into a PyYAML loader)."""
 
     def __init__(self, stream, where: str):
         super().__init__(stream)
@@ -50,9 +50,18 @@ class _StrictLoader(yaml.SafeLoader):
             self.depth -= 1
 
 
-def load_yaml(text: str, where: str) -> Any:
-    """The value of a YAML document, or one `ConfigError` (invalid YAML, an alias, too deep)."""
-    loader = _StrictLoader(text, where)
+class _StrictLoader(_Refusals, yaml.SafeLoader):
+    """PyYAML's safe loader without anchors, aliases or deep nesting."""
+
+
+class _PlainLoader(_Refusals, yaml.BaseLoader):
+    """Every scalar a string, as Snakemake reads a `--config` value (the schema types it)."""
+
+
+def load_yaml(text: str, where: str, plain: bool = False) -> Any:
+    """The value of a YAML document, or one `ConfigError` (invalid YAML, an alias, too deep).
+    `plain`: scalars stay strings (command-line values, typed later by the schema)."""
+    loader = (_PlainLoader if plain else _StrictLoader)(text, where)
     try:
         return loader.get_single_data()
     except yaml.YAMLError as error:

@@ -1,9 +1,11 @@
-"""Upper bounds on the sizes and counts a configuration or a command may ask for.
+"""The bounds of every size and count a configuration or a command may ask for, lower and upper.
 
-Generous for the paper's protocol (Hafner et al. 2021: 200 iterations, batches of 16 x 50, one
-environment per collector) and for large machines, but a typo such as `batch_size: 1e12` or
-`--envs 20000` is one clear error instead of a hang, an out-of-memory kill or a Snakemake plan that
-never finishes (measured: `iterations: 1e9` made `snakemake -n` run past 60 s at 4.9 GB).
+`BOUNDS` holds them all for a pipeline configuration, by dotted key (the sections' `validate()`
+keep only the rules that relate two settings). The upper bounds are generous for the paper's
+protocol (Hafner et al. 2021: 200 iterations, batches of 16 x 50, one environment per collector)
+and for large machines, but a typo such as `batch_size: 1e12` or `--envs 20000` is one clear error
+instead of a hang, an out-of-memory kill or a Snakemake plan that never finishes (measured:
+`iterations: 1e9` made `snakemake -n` run past 60 s at 4.9 GB).
 """
 
 from __future__ import annotations
@@ -23,10 +25,62 @@ MAX_WORKERS = 64  # DataLoader worker processes
 MAX_VIDEO_SEQUENCES = 64
 
 
+POSITIVE, NON_NEGATIVE = 1, 0  # lower bounds of counts
+# key: (lowest, highest); None = no bound. frames_budget's upper bound depends on env.action_repeat.
+BOUNDS: dict[str, tuple[int | float, int | float | None]] = {
+    "frames_budget": (POSITIVE, None),
+    "steps_per_iteration": (POSITIVE, MAX_STEPS),
+    "train_every": (POSITIVE, MAX_STEPS),
+    "replay_steps": (POSITIVE, MAX_STEPS),
+    "collectors": (POSITIVE, MAX_COLLECTORS),
+    "iterations": (NON_NEGATIVE, MAX_ITERATIONS),  # 0 = as many as the budget allows
+    "loop.first_iteration_steps": (NON_NEGATIVE, MAX_STEPS),  # 0 = steps_per_iteration
+    "loop.growth": (1.0, None),
+    "loop.publish_every": (POSITIVE, MAX_UPDATES),
+    "loop.lead_updates": (POSITIVE, MAX_UPDATES),
+    "prefill.steps": (POSITIVE, MAX_STEPS),
+    "prefill.envs": (POSITIVE, MAX_ENVS),
+    "prefill.updates": (POSITIVE, MAX_UPDATES),  # None = steps / train_every
+    "collect.envs": (POSITIVE, MAX_ENVS),
+    "collect.threads": (POSITIVE, MAX_THREADS),
+    "train.batch_size": (POSITIVE, MAX_BATCH_SIZE),
+    "train.sequence_length": (POSITIVE, MAX_SEQUENCE_LENGTH),
+    "train.checkpoint_every": (POSITIVE, MAX_UPDATES),
+    "train.video_sequences": (NON_NEGATIVE, MAX_VIDEO_SEQUENCES),
+    "train.torch_threads": (NON_NEGATIVE, MAX_THREADS),  # 0 = torch's default
+    "train.loader_workers": (NON_NEGATIVE, MAX_WORKERS),  # 0 = in the stage's process
+    "train.actor_gate.every": (POSITIVE, MAX_UPDATES),
+    "train.actor_gate.held_out_steps": (NON_NEGATIVE, MAX_STEPS),
+    "train.actor_gate.windows": (POSITIVE, MAX_BATCH_SIZE),
+    "evaluate.episodes": (POSITIVE, MAX_EPISODES),
+    "evaluate.envs": (POSITIVE, MAX_ENVS),
+    "evaluate.max_steps": (NON_NEGATIVE, MAX_STEPS),  # 0 = the environment's time limit
+    "pretrain.updates": (POSITIVE, MAX_UPDATES),
+}
+
+
+def check_at_least(where: str, value: int | float, lowest: int | float) -> None:
+    """Raise ValueError naming `where` if `value` is below `lowest`."""
+    if value < lowest:
+        count = type(lowest) is int  # counts: 1 is "positive", 0 "not negative"; a float bound is written out
+        rule = ("be positive" if count and lowest == POSITIVE else "not be negative" if count and lowest == NON_NEGATIVE
+                else f"be at least {lowest}")
+        raise ValueError(f"{where} must {rule}, got {value!r}")
+
+
 def check_at_most(where: str, value: int | float, limit: int | float) -> None:
     """Raise ValueError naming `where` if `value` exceeds `limit`."""
     if value > limit:
         raise ValueError(f"{where} is {value:,}, more than the limit {limit:,} (see pipelines/limits.py)")
+
+
+def _value_at(cfg, key: str):
+    value = cfg
+    for part in key.split("."):
+        value = getattr(value, part, None)
+        if value is None:
+            return None
+    return value
 
 
 def planned_iterations(cfg) -> int:
@@ -51,41 +105,18 @@ def planned_iterations(cfg) -> int:
 
 
 def check_limits(cfg) -> None:
-    """Every bound of a `PipelineConfig` (its sections included); ValueError naming the key."""
-    checks = [
-        ("games (count)", len(cfg.games), MAX_GAMES),
-        ("seeds (count)", len(cfg.seeds), MAX_SEEDS),
-        ("frames_budget", cfg.frames_budget, MAX_STEPS * max(1, cfg.action_repeat)),
-        ("steps_per_iteration", cfg.steps_per_iteration, MAX_STEPS),
-        ("replay_steps", cfg.replay_steps, MAX_STEPS),
-        ("collectors", cfg.collectors, MAX_COLLECTORS),
-        ("iterations", cfg.iterations, MAX_ITERATIONS),
-        ("prefill.steps", cfg.prefill.steps, MAX_STEPS),
-        ("prefill.envs", cfg.prefill.envs, MAX_ENVS),
-        ("collect.envs", cfg.collect.envs, MAX_ENVS),
-        ("collect.threads", cfg.collect.threads, MAX_THREADS),
-        ("train.batch_size", cfg.train.batch_size, MAX_BATCH_SIZE),
-        ("train.sequence_length", cfg.train.sequence_length, MAX_SEQUENCE_LENGTH),
-        ("train.checkpoint_every", cfg.train.checkpoint_every, MAX_UPDATES),
-        ("train.video_sequences", cfg.train.video_sequences, MAX_VIDEO_SEQUENCES),
-        ("train.torch_threads", cfg.train.torch_threads, MAX_THREADS),
-        ("train.loader_workers", cfg.train.loader_workers, MAX_WORKERS),
-        ("evaluate.episodes", cfg.evaluate.episodes, MAX_EPISODES),
-        ("evaluate.envs", cfg.evaluate.envs, MAX_ENVS),
-        ("evaluate.max_steps", cfg.evaluate.max_steps, MAX_STEPS),
-    ]
-    if cfg.pretrain is not None:
-        checks.append(("pretrain.updates", cfg.pretrain.updates, MAX_UPDATES))
-    loop = getattr(cfg, "loop", None)
-    if loop is not None:
-        checks += [("loop.first_iteration_steps", loop.first_iteration_steps, MAX_STEPS),
-                   ("loop.publish_every", loop.publish_every, MAX_UPDATES),
-                   ("loop.lead_updates", loop.lead_updates, MAX_UPDATES)]
-    updates = getattr(cfg.prefill, "updates", None)
-    if updates is not None:
-        checks.append(("prefill.updates", updates, MAX_UPDATES))
-    for where, value, limit in checks:
-        check_at_most(where, value, limit)
+    """Every bound of a `PipelineConfig` (its sections included): `BOUNDS`, the counts of games and
+    seeds, and the iterations the budget makes; one ValueError naming the key."""
+    for where, (lowest, highest) in BOUNDS.items():
+        value = _value_at(cfg, where)
+        if value is None:  # an optional setting left unset (prefill.updates) or an absent section (pretrain)
+            continue
+        check_at_least(where, value, lowest)
+        if highest is not None:
+            check_at_most(where, value, highest)
+    check_at_most("frames_budget", cfg.frames_budget, MAX_STEPS * max(1, cfg.action_repeat))
+    check_at_most("games (count)", len(cfg.games), MAX_GAMES)
+    check_at_most("seeds (count)", len(cfg.seeds), MAX_SEEDS)
     iterations = planned_iterations(cfg)
     if iterations > MAX_ITERATIONS:
         raise ValueError(f"frames_budget {cfg.frames_budget:,} in steps_per_iteration {cfg.steps_per_iteration:,} "
