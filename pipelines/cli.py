@@ -42,6 +42,7 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "stages.evaluate:evaluate_command",
     "watch": "acting.watch:watch_command",
     "scores": "scores.command:scores_command",
+    "status": "tracking.status:status_command",
     "check-config": "check_config:check_config_command",
 }
 
