@@ -127,6 +127,9 @@ def main(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)["debug"] = debug
     warnings.formatwarning = _format_warning  # the project's warnings in one line, like its errors
+    from .tracking.progress_lines import install
+
+    install()  # in a job's log (stderr not a terminal), progress bars write whole lines
 
 
 if __name__ == "__main__":
