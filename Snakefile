@@ -73,10 +73,12 @@ onerror:
 
 
 rule train_all:
-    """Every configured game and seed to the end of its frame budget, then the score report."""
+    """Every configured game and seed to the end of its frame budget, then the score reports: this
+    variant's own and the one across every variant in the results folder."""
     input:
         evals=W.final_evals(),
-        scores=L.scores_table(),
+        scores=L.scores_table(VARIANT),
+        scores_all_variants=L.scores_table(),
 
 
 include: "workflow/rules/common.smk"

@@ -42,6 +42,7 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "stages.evaluate:evaluate_command",
     "watch": "acting.watch:watch_command",
     "scores": "scores.command:scores_command",
+    "status": "tracking.status:status_command",
     "check-config": "check_config:check_config_command",
     "workflow": "workflow_command:workflow_command",
 }
@@ -127,6 +128,9 @@ def main(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)["debug"] = debug
     warnings.formatwarning = _format_warning  # the project's warnings in one line, like its errors
+    from .tracking.progress_lines import install
+
+    install()  # in a job's log (stderr not a terminal), progress bars write whole lines
 
 
 if __name__ == "__main__":

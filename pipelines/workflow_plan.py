@@ -12,6 +12,7 @@ import atexit
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Mapping
 
 from .check_config import validate_config
@@ -21,7 +22,7 @@ from .config_snapshot import check_shared_outputs, check_snapshot, write_snapsho
 from .config_yaml import check_plain_tree
 from .dataset_refs import resolve_dataset
 from .results_lock import ResultsLock
-from .run_layout import RunLayout
+from .run_layout import RunLayout, iteration_name
 from .schedule import Iteration, eval_seed, plan, replay_iterations, shard_seed
 from .stages.actor_gate import gate_enabled, held_out_name
 
@@ -70,6 +71,14 @@ class WorkflowPlan:
             for game, seed in self.runs()
             for it in self.iterations
         ]
+
+    def other_variants_evals(self) -> list[str]:
+        """The eval.json files of the other variants already in the results folder: inputs of the
+        report across variants, so it is redone when another variant's results change. Globbed
+        when the workflow is planned (the results lock keeps other workflows out meanwhile)."""
+        root = Path(self.layout.runs_root())
+        found = root.glob(f"*/*/seed*/{iteration_name('*')}/eval.json")
+        return sorted(str(path) for path in found if path.parts[-4] != self.variant)
 
     def final_evals(self) -> list[str]:
         return [self.layout.eval_json(g, self.variant, s, self.last_iteration) for g, s in self.runs()]

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .normalised import GAME_SET_ATARI55, ScoresError, atari55, load_baselines, unknown_game_message
+from .reference_curves import reference_games
 
 ATARI, CATCH, DMC = "atari", "catch", "dmc"
 SUITE_TITLES = {ATARI: "Atari", CATCH: "Catch", DMC: "Control Suite"}
@@ -47,8 +48,6 @@ _CATCH = re.compile(r"catch(-[0-9]+)?")
 
 def dmc_tasks() -> tuple[str, ...]:
     """Every Control Suite task name the scores code accepts, sorted."""
-    from .reference_curves import reference_games   # curves may add tasks; imports us lazily
-
     atari = set(load_baselines().table)
     published = {game for game in reference_games() if game not in atari}
     return tuple(sorted(set(DMC_VISION_TASKS) | set(OTHER_DMC_TASKS) | published))

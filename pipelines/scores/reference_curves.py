@@ -106,10 +106,10 @@ def reference_games() -> tuple[str, ...]:
 
 
 def reference_curve(game: str) -> ReferenceCurve:
-    """The published DreamerV2 curve of one game; a ScoresError if it has none."""
-    from .games import check_game   # games asks this module which tasks have curves
+    """The published DreamerV2 curve of one game; a ScoresError if it has none.
 
-    check_game(game)
+    Names are not checked against the known games here: `games.py` asks this module which tasks
+    have curves, so this module must not import it (callers validate names with `games.py`)."""
     found = _load().get(game)
     if found is None:
         raise ScoresError(f"no published DreamerV2 curve for {game!r}; the curves cover "

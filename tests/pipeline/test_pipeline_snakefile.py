@@ -42,7 +42,7 @@ def test_default_configuration_plans_the_whole_run(tmp_path):
     assert counts["prefill"] == 1 and counts["collect"] == 200
     assert counts["train_world_model"] == 201 and counts["evaluate"] == 201
     assert "train_actor_critic" not in counts  # interleaved: the world-model stage trains the whole agent
-    assert counts["scores"] == 1 and counts["train_all"] == 1
+    assert counts["scores"] == counts["scores_all_variants"] == counts["train_all"] == 1
 
 
 def test_debug_configuration_shares_the_prefill_between_seeds(tmp_path):
