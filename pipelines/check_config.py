@@ -20,9 +20,10 @@ import click
 
 from dreamer_pipeline.models.config_schema import ConfigError, override
 
-from .config import PipelineConfig, dump_config, load_config
+from .config import PipelineConfig, check_device_name, dump_config
 from .dataset_refs import resolve_dataset
-from .machine import check_device_name, check_machine, cpu_time_warning, skip_requested
+from .config_overrides import load_config_with_settings
+from .machine import check_machine, cpu_time_warning, skip_requested
 from .run_layout import RunLayout
 
 
@@ -87,7 +88,7 @@ def validate_config(cfg: PipelineConfig, layout: RunLayout | None = None) -> Pip
 
 
 def load_and_validate(path: str | Path, settings: tuple[str, ...] = ()) -> PipelineConfig:
-    cfg = load_config(path, settings)
+    cfg = load_config_with_settings(path, settings)
     try:
         return validate_config(cfg)
     except ConfigError as error:

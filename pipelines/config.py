@@ -19,9 +19,10 @@ Snakefile run: schema, numbers, games, dataset paths, the agent preset and the e
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import yaml
 
@@ -29,12 +30,20 @@ from dreamer_pipeline.models.config_schema import ConfigError, from_mapping, to_
 
 from .config_yaml import load_yaml
 from .limits import check_limits
-from .machine import check_device_name
 
 __all__ = [
     "ActorGateConfig", "AgentSection", "CollectConfig", "ConfigError", "EvaluateConfig", "LoggingConfig", "LoopConfig", "PathsConfig",
     "PipelineConfig", "PrefillConfig", "PretrainConfig", "TrainConfig", "load_config", "config_from_mapping", "to_dict",
 ]
+
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:[0-9]+)?")
+
+
+def check_device_name(device: str, where: str = "train.device") -> None:
+    """A device's name is well formed (whether the device exists is `machine.resolve_device`'s question)."""
+    if not isinstance(device, str) or not DEVICE_PATTERN.fullmatch(device):
+        raise ConfigError(f"{where}: {device!r} is not a device; use auto, cpu, cuda, cuda:N, mps or xpu:N")
 
 
 def check_device(where: str, device: str) -> None:
@@ -330,14 +339,11 @@ def read_config_data(path: str | Path) -> dict[str, Any]:
     return dict(data or {})
 
 
-def load_config(path: str | Path, settings: Iterable[str] = ()) -> PipelineConfig:
-    """Read a YAML file of overrides, with command-line `KEY=VALUE` settings on top (the one
-    override syntax, `config_overrides`). Raises `ConfigError` naming the file and the problem."""
-    from .config_overrides import apply_settings
-
-    data = apply_settings(read_config_data(path), settings) if settings else read_config_data(path)
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read a YAML file of overrides (`config_overrides.load_config_with_settings` adds command-line
+    `KEY=VALUE` settings on top). Raises `ConfigError` naming the file and the problem."""
     try:
-        return config_from_mapping(data)
+        return config_from_mapping(read_config_data(path))
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
 

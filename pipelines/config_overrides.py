@@ -8,7 +8,7 @@ place a person overrides a setting on the command line:
   `snakemake` refuses a dot in a `--config` key before the Snakefile is read, so there the
   top-level form `--config 'agent={preset: small}'` does the same), through
   `workflow_plan.load_workflow`;
-- `dreamer-pipeline check-config FILE --set KEY=VALUE` (`config.load_config(path, settings)`),
+- `dreamer-pipeline check-config FILE --set KEY=VALUE` (`load_config_with_settings(path, settings)`),
   `benchmarks/bench_learning.py --set`, `gpu_learning.py --set` and `bench_reward.py --set` (keys
   under `agent.overrides`), through `apply_settings` / `parse_settings`.
 
@@ -28,6 +28,7 @@ from typing import Any, Iterable, Mapping
 
 from dreamer_pipeline.models.config_schema import ConfigError, coerce
 
+from .config import PipelineConfig, config_from_mapping, read_config_data
 from .config_yaml import load_yaml
 
 
@@ -81,8 +82,6 @@ def expand_dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
 
 def type_overrides(overrides: Mapping[str, Any], suite: Any = None) -> dict[str, Any]:
     """The overrides (a nested mapping) with every leaf converted to its schema type (module doc)."""
-    from .config import PipelineConfig
-
     if suite is None:
         suite = overrides.get("suite", "atari")
     return _walk(PipelineConfig, overrides, "", str(suite).strip())
@@ -139,3 +138,13 @@ def _dataclass_of(tp: Any) -> Any:
         if dataclasses.is_dataclass(arg):
             return arg
     return None
+
+
+def load_config_with_settings(path, settings: Iterable[str] = ()) -> PipelineConfig:
+    """A configuration file with command-line `KEY=VALUE` settings on top (the one override syntax).
+    Raises `ConfigError` naming the file and the problem."""
+    data = read_config_data(path)
+    try:
+        return config_from_mapping(apply_settings(data, settings) if settings else data)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None

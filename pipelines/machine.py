@@ -16,14 +16,13 @@ the stages still check on the nodes.
 from __future__ import annotations
 
 import os
-import re
 
 from dreamer_pipeline.models.config_schema import ConfigError
 
+from .config import check_device_name
 from .memory_estimate import gib, parameter_count, training_memory
 
 SKIP_VARIABLE = "DREAMER_PIPELINE_NO_MACHINE_CHECK"
-DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:[0-9]+)?")
 
 
 # Device files of GPU drivers (NVIDIA, AMD ROCm). Without any, 'auto' means the CPU and torch
@@ -33,11 +32,6 @@ GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/proc/driver/
 
 def skip_requested() -> bool:
     return os.environ.get(SKIP_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def check_device_name(device: str, where: str = "train.device") -> None:
-    if not isinstance(device, str) or not DEVICE_PATTERN.fullmatch(device):
-        raise ConfigError(f"{where}: {device!r} is not a device; use auto, cpu, cuda, cuda:N, mps or xpu:N")
 
 
 def resolve_device(device: str, where: str = "train.device") -> str:
