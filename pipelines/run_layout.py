@@ -8,7 +8,11 @@
         compile_cache/                                torch.compile's caches, shared by the run's stages
         iter{k:04d}/
             experience/shard{j}.zarr  shard{j}.json   collector store and its marker
-            world_model.pt  actor_critic.pt  eval.json  episode.mp4  videos/  config.yaml
+            agent.pt                                  interleaved (the default): the whole agent
+            world_model.pt  actor_critic.pt           staged (`interleaved: false`): world model, then
+                                                      the whole agent after actor-critic training
+            eval.json  episode.mp4  videos/  config.yaml
+            online/                                   the online stage's exchange files and collector logs
             *.partial.pt                              mid-stage checkpoints (never declared outputs)
     {results}/scores/                                  score tables and plots
     {results}/logs/...                                 one log per Snakemake job
@@ -18,7 +22,13 @@ therefore never a declared output; its small JSON marker is, and the store lives
 killed collector resumes its store instead of starting over.
 
 Every method accepts either concrete values or Snakemake wildcard strings ("{game}"), so the
-same function yields both a path and a rule's output pattern.
+same function yields both a path and a rule's output pattern. The stages build their paths here
+too: a training stage's run folder is `RunLayout.from_config(cfg).run_dir(game, cfg.variant, seed)`,
+never a folder recovered from its `--out` path.
+
+Before the default (interleaved) checkpoint was named `agent.pt` it was `world_model.pt`; such
+files still load anywhere a checkpoint path is given (`--resume-from`, `evaluate --agent`, `watch`):
+no code reads a checkpoint's kind from its name.
 """
 
 from __future__ import annotations
@@ -40,6 +50,19 @@ def marker_for_store(store: str | Path) -> Path:
 def store_for_marker(marker: str | Path) -> Path:
     """`.../name.json` -> `.../name.zarr`."""
     return Path(marker).with_suffix(".zarr")
+
+
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+
+
+def metrics_file(folder: str | Path) -> Path:
+    """The metrics of the stages logging into `folder` (a run folder, or a pretraining folder)."""
+    return Path(folder) / METRICS_FILE
+
+
+def tensorboard_dir(folder: str | Path) -> Path:
+    return Path(folder) / TENSORBOARD_DIR
 
 
 @dataclass(frozen=True)
@@ -77,10 +100,10 @@ class RunLayout:
         return f"{self.results}/runs/{game}/{variant}/seed{seed}"
 
     def metrics(self, game, variant, seed) -> str:
-        return f"{self.run_dir(game, variant, seed)}/metrics.jsonl"
+        return str(metrics_file(self.run_dir(game, variant, seed)))
 
     def tensorboard(self, game, variant, seed) -> str:
-        return f"{self.run_dir(game, variant, seed)}/tensorboard"
+        return str(tensorboard_dir(self.run_dir(game, variant, seed)))
 
     def iteration_dir(self, game, variant, seed, iteration) -> str:
         return f"{self.run_dir(game, variant, seed)}/{iteration_name(iteration)}"
@@ -91,17 +114,27 @@ class RunLayout:
     def shard_marker(self, game, variant, seed, iteration, shard) -> str:
         return f"{self.iteration_dir(game, variant, seed, iteration)}/experience/shard{shard}.json"
 
+    def agent_checkpoint(self, game, variant, seed, iteration) -> str:
+        """Interleaved training's output (train-agent, train-online): the whole agent."""
+        return f"{self.iteration_dir(game, variant, seed, iteration)}/agent.pt"
+
     def world_model(self, game, variant, seed, iteration) -> str:
+        """Staged training's first output (train-world-model): the agent after world-model updates."""
         return f"{self.iteration_dir(game, variant, seed, iteration)}/world_model.pt"
 
     def actor_critic(self, game, variant, seed, iteration) -> str:
+        """Staged training's second output (train-actor-critic): the whole agent."""
         return f"{self.iteration_dir(game, variant, seed, iteration)}/actor_critic.pt"
 
     def agent(self, game, variant, seed, iteration, interleaved: bool) -> str:
         """The checkpoint holding iteration k's finished agent (world model, actor and critic)."""
         if interleaved:
-            return self.world_model(game, variant, seed, iteration)
+            return self.agent_checkpoint(game, variant, seed, iteration)
         return self.actor_critic(game, variant, seed, iteration)
+
+    def online_dir(self, game, variant, seed, iteration) -> str:
+        """The online stage's exchange files (pipelines/acting/online_link.py) and collector logs."""
+        return f"{self.iteration_dir(game, variant, seed, iteration)}/online"
 
     def eval_json(self, game, variant, seed, iteration) -> str:
         return f"{self.iteration_dir(game, variant, seed, iteration)}/eval.json"
@@ -146,10 +179,6 @@ def compile_cache_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / "compile_cache"
 
 
-def run_dir_of_iteration_file(path: str | Path) -> Path:
-    """`.../seed0/iter0003/world_model.pt` -> `.../seed0`."""
-    path = Path(path)
-    for parent in path.parents:
-        if parent.name.startswith("iter") and parent.name[4:].isdigit():
-            return parent.parent
-    raise ValueError(f"{path} is not inside an iteration folder (iterNNNN)")
+def stage_run_dir(cfg, game, seed) -> Path:
+    """The run folder a stage of (game, cfg.variant, seed) logs into, from its configuration."""
+    return Path(RunLayout.from_config(cfg).run_dir(game, cfg.variant, seed))
