@@ -121,5 +121,5 @@ def test_config_override_reaches_the_plan(tmp_path):
                        "--configfile", str(ROOT / "config/debug.yaml"), "--config", "interleaved=true", "seeds=[0,1]")
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
-    assert "train_world_model" in output and "train_actor_critic" not in output
+    assert "train_agent" in output and "train_world_model" not in output and "train_actor_critic" not in output
     assert not (tmp_path / "results/configs/debug.yaml").exists()
