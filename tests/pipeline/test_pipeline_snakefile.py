@@ -40,7 +40,7 @@ def test_default_configuration_plans_the_whole_run(tmp_path):
     assert child_cpu_seconds() - before < 10
     counts = job_counts(result.stdout + result.stderr)
     assert counts["prefill"] == 1 and counts["collect"] == 200
-    assert counts["train_agent"] == 1 and counts["train_online"] == 200 and counts["evaluate"] == 201
+    assert counts["train_agent"] == 201 and counts["evaluate"] == 201
     assert "train_world_model" not in counts and "train_actor_critic" not in counts  # interleaved: one stage trains the agent
     assert counts["scores"] == 1 and counts["train_all"] == 1
 
