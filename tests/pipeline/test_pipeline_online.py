@@ -239,3 +239,16 @@ def test_a_collector_stops_when_its_learner_dies(tmp_path):
     assert time.monotonic() - started < 30
     assert "the learner (pid" in output and "has exited" in output, output[-3000:]
     assert not subprocess.run(["pgrep", "-f", f"--follow {link.folder}"], capture_output=True).stdout
+
+
+def test_the_online_stage_names_the_loader_settings_it_does_not_use():
+    """train.loader_workers and train.replay_device were silently ignored by the online learner
+    (its replay grows while it trains); the stage now names them in one warning."""
+    from dreamer_pipeline.pipelines.config import config_from_mapping, load_config
+    from dreamer_pipeline.pipelines.stages.train_online import unused_loader_settings
+
+    root = Path(__file__).resolve().parents[2]
+    assert unused_loader_settings(load_config(root / "config/default.yaml")) == ["train.loader_workers: 2"]
+    assert unused_loader_settings(load_config(root / "config/small.yaml")) == []
+    both = config_from_mapping({"train": {"loader_workers": 3, "replay_device": "cuda"}})
+    assert unused_loader_settings(both) == ["train.loader_workers: 3", "train.replay_device: cuda"]
