@@ -16,6 +16,8 @@ policy is at most about `publish_every * train_every` agent steps old (the paper
 
 The end of the iteration is the checkpoint and evaluation boundary, as in the staged loop. A
 killed stage resumes: the learner from its partial checkpoint, each collector from its store.
+Why separate processes talking through atomically replaced, polled files rather than pipes or
+shared memory (resume after a kill decides it): docs/pipeline.md, "The online stage".
 """
 
 from __future__ import annotations
