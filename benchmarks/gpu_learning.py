@@ -123,7 +123,7 @@ def measure_iterations(cfg, run_dir: Path, layout, game: str, seed: int) -> tupl
     from dreamer_pipeline.pipelines.schedule import plan
     from dreamer_pipeline.pipelines.tracking.metrics import read_metrics
 
-    metrics = run_dir / "metrics.jsonl"
+    metrics = Path(layout.metrics(game, cfg.variant, seed))
     records = read_metrics(metrics) if metrics.exists() else []
     prefill = collection([Path(layout.dataset_store(game, cfg.prefill.name))])
     found, previous_end = [], None

@@ -35,6 +35,7 @@ SUBCOMMANDS: dict[str, str] = {
     "verify": "data_commands.verify:verify_command",
     # issue: pipeline
     "prefill": "stages.prefill:prefill_command",
+    "train-agent": "stages.train_agent:train_agent_command",
     "train-world-model": "stages.train_world_model:train_world_model_command",
     "train-actor-critic": "stages.train_actor_critic:train_actor_critic_command",
     "train-online": "stages.train_online:train_online_command",
@@ -120,7 +121,7 @@ _default_format_warning = warnings.formatwarning
 def main(ctx: click.Context, debug: bool) -> None:
     """DreamerV2 on Atari as a dataset-centric pipeline.
 
-    Collect experience into zarr stores, train the world model and the actor-critic from them,
+    Collect experience into zarr stores, train the agent (world model, actor and critic) from them,
     evaluate, and report scores. `snakemake --cores 8 train_all` chains every stage; each stage is
     also a subcommand here. Run `dreamer-pipeline COMMAND --help` for one command's options.
 

@@ -8,11 +8,13 @@
         compile_cache/                                torch.compile's caches, shared by the run's stages
         iter{k:04d}/
             experience/shard{j}.zarr  shard{j}.json   collector store and its marker
-            world_model.pt  actor_critic.pt  eval.json  episode.mp4  videos/  config.yaml
+            agent.pt                                  interleaved (the default): the whole agent
+            world_model.pt  actor_critic.pt           staged (`interleaved: false`): world model, then
+                                                      the whole agent after actor-critic training
+            eval.json  episode.mp4  videos/  config.yaml
+            online/                                   the online stage's exchange files and collector logs
             *.partial.pt                              mid-stage checkpoints (never declared outputs)
-    {results}/scores/                                  the report across every variant present:
-        scores.md  scores.json  plots/                one row per variant in each table
-        variants/{variant}/scores.md  scores.json  plots/   each variant's own report
+    {results}/scores/                                  score tables and plots
     {results}/logs/...                                 one log per Snakemake job
 
 Why markers: Snakemake deletes the declared outputs of a job that did not finish. A store is
@@ -20,7 +22,13 @@ therefore never a declared output; its small JSON marker is, and the store lives
 killed collector resumes its store instead of starting over.
 
 Every method accepts either concrete values or Snakemake wildcard strings ("{game}"), so the
-same function yields both a path and a rule's output pattern.
+same function yields both a path and a rule's output pattern. The stages build their paths here
+too: a training stage's run folder is `RunLayout.from_config(cfg).run_dir(game, cfg.variant, seed)`,
+never a folder recovered from its `--out` path.
+
+Before the default (interleaved) checkpoint was named `agent.pt` it was `world_model.pt`; such
+files still load anywhere a checkpoint path is given (`--resume-from`, `evaluate --agent`, `watch`):
+no code reads a checkpoint's kind from its name.
 """
 
 from __future__ import annotations
@@ -33,9 +41,28 @@ def iteration_name(iteration: int | str) -> str:
     return f"iter{iteration:04d}" if isinstance(iteration, int) else f"iter{iteration}"
 
 
+def marker_for_store(store: str | Path) -> Path:
+    """`.../name.zarr` -> `.../name.json`."""
+    store = Path(store)
+    return store.with_suffix(".json")
+
+
 def store_for_marker(marker: str | Path) -> Path:
     """`.../name.json` -> `.../name.zarr`."""
     return Path(marker).with_suffix(".zarr")
+
+
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+
+
+def metrics_file(folder: str | Path) -> Path:
+    """The metrics of the stages logging into `folder` (a run folder, or a pretraining folder)."""
+    return Path(folder) / METRICS_FILE
+
+
+def tensorboard_dir(folder: str | Path) -> Path:
+    return Path(folder) / TENSORBOARD_DIR
 
 
 @dataclass(frozen=True)
@@ -73,7 +100,7 @@ class RunLayout:
         return f"{self.results}/runs/{game}/{variant}/seed{seed}"
 
     def metrics(self, game, variant, seed) -> str:
-        return f"{self.run_dir(game, variant, seed)}/metrics.jsonl"
+        return str(metrics_file(self.run_dir(game, variant, seed)))
 
     def iteration_dir(self, game, variant, seed, iteration) -> str:
         return f"{self.run_dir(game, variant, seed)}/{iteration_name(iteration)}"
@@ -84,17 +111,27 @@ class RunLayout:
     def shard_marker(self, game, variant, seed, iteration, shard) -> str:
         return f"{self.iteration_dir(game, variant, seed, iteration)}/experience/shard{shard}.json"
 
+    def agent_checkpoint(self, game, variant, seed, iteration) -> str:
+        """Interleaved training's output (train-agent, train-online): the whole agent."""
+        return f"{self.iteration_dir(game, variant, seed, iteration)}/agent.pt"
+
     def world_model(self, game, variant, seed, iteration) -> str:
+        """Staged training's first output (train-world-model): the agent after world-model updates."""
         return f"{self.iteration_dir(game, variant, seed, iteration)}/world_model.pt"
 
     def actor_critic(self, game, variant, seed, iteration) -> str:
+        """Staged training's second output (train-actor-critic): the whole agent."""
         return f"{self.iteration_dir(game, variant, seed, iteration)}/actor_critic.pt"
 
     def agent(self, game, variant, seed, iteration, interleaved: bool) -> str:
         """The checkpoint holding iteration k's finished agent (world model, actor and critic)."""
         if interleaved:
-            return self.world_model(game, variant, seed, iteration)
+            return self.agent_checkpoint(game, variant, seed, iteration)
         return self.actor_critic(game, variant, seed, iteration)
+
+    def online_dir(self, game, variant, seed, iteration) -> str:
+        """The online stage's exchange files (pipelines/acting/online_link.py) and collector logs."""
+        return f"{self.iteration_dir(game, variant, seed, iteration)}/online"
 
     def eval_json(self, game, variant, seed, iteration) -> str:
         return f"{self.iteration_dir(game, variant, seed, iteration)}/eval.json"
@@ -107,26 +144,17 @@ class RunLayout:
         return f"{self.iteration_dir(game, variant, seed, iteration)}/episode.mp4"
 
     # ---- scores and logs ----
-    def runs_root(self) -> str:
-        """Every run of every variant (what the report across variants reads)."""
-        return f"{self.results}/runs"
+    def scores_dir(self) -> str:
+        return f"{self.results}/scores"
 
-    def scores_dir(self, variant=None) -> str:
-        """The report across every variant present (`variant` None), or one variant's own report.
+    def scores_table(self) -> str:
+        return f"{self.scores_dir()}/scores.md"
 
-        Variant reports sit one level down, under `variants/`, so no variant name can collide with
-        the combined report's own files (`scores.md`, `plots/`)."""
-        base = f"{self.results}/scores"
-        return base if variant is None else f"{base}/variants/{variant}"
+    def scores_json(self) -> str:
+        return f"{self.scores_dir()}/scores.json"
 
-    def scores_table(self, variant=None) -> str:
-        return f"{self.scores_dir(variant)}/scores.md"
-
-    def scores_json(self, variant=None) -> str:
-        return f"{self.scores_dir(variant)}/scores.json"
-
-    def scores_plots(self, variant=None) -> str:
-        return f"{self.scores_dir(variant)}/plots"
+    def scores_plots(self) -> str:
+        return f"{self.scores_dir()}/plots"
 
     def config_snapshot(self, variant) -> str:
         """The resolved configuration the Snakefile validated, read by every stage of `variant`."""
@@ -148,10 +176,6 @@ def compile_cache_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / "compile_cache"
 
 
-def run_dir_of_iteration_file(path: str | Path) -> Path:
-    """`.../seed0/iter0003/world_model.pt` -> `.../seed0`."""
-    path = Path(path)
-    for parent in path.parents:
-        if parent.name.startswith("iter") and parent.name[4:].isdigit():
-            return parent.parent
-    raise ValueError(f"{path} is not inside an iteration folder (iterNNNN)")
+def stage_run_dir(cfg, game, seed) -> Path:
+    """The run folder a stage of (game, cfg.variant, seed) logs into, from its configuration."""
+    return Path(RunLayout.from_config(cfg).run_dir(game, cfg.variant, seed))

@@ -84,8 +84,9 @@ class WorkflowPlan:
         return [self.layout.eval_json(g, self.variant, s, self.last_iteration) for g, s in self.runs()]
 
     def staged_iterations(self) -> str:
-        """The iteration wildcard's pattern of the staged training rule: with `loop.online` only
-        iteration 0 (on the prefill) is staged, every later one is an online stage."""
+        """The iteration wildcard's pattern of the rule training on a finished replay (train_agent, or
+        staged training's train_world_model): with `loop.online` only iteration 0 (on the prefill),
+        every later one is an online stage."""
         return "0000" if self.cfg.loop.online else r"\d{4}"
 
     def wildcard_constraints(self) -> dict[str, str]:
@@ -163,9 +164,9 @@ class WorkflowPlan:
         return eval_seed(int(seed), _k(iteration))
 
     def train_mode(self, iteration) -> str:
-        """train-world-model's mode flag for iteration k: the paper's interleaved step, the world
-        model alone (staged training, or iteration 0's warm-up with `prefill.world_model_only`)."""
-        if not self.cfg.interleaved or (_k(iteration) == 0 and self.cfg.prefill.world_model_only):
+        """train-agent's mode flag for iteration k: the paper's interleaved step, or the world model
+        alone for iteration 0's warm-up (`prefill.world_model_only`)."""
+        if _k(iteration) == 0 and self.cfg.prefill.world_model_only:
             return "--world-model-only"
         return "--interleaved"
 

@@ -47,9 +47,10 @@ def _stored_config(payload: dict):
 def watch_command(checkpoint, out, episodes, game, config_path, mode, seed, device):
     """Watch a saved agent play: N episodes as one MP4 video.
 
-    Works with any agent checkpoint: a run's world_model.pt (interleaved) or actor_critic.pt.
+    Works with any agent checkpoint: a run's agent.pt (interleaved; world_model.pt in runs made before
+    it was renamed) or actor_critic.pt (staged).
 
-    Example: dreamer-pipeline watch results/runs/pong/default/seed0/iter0010/world_model.pt --episodes 3
+    Example: dreamer-pipeline watch results/runs/pong/default/seed0/iter0010/agent.pt --episodes 3
     """
     from ..agent_io import read_payload
     from .agent_policy import load_agent_policy

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_write_json
 from ..config import load_config, to_dict
 from ..tracking.metrics import MetricsLogger
-from ..run_layout import run_dir_of_iteration_file
+from ..run_layout import RunLayout, metrics_file, tensorboard_dir
 
 EVAL_FORMAT_VERSION = 1
 
@@ -85,7 +85,7 @@ def evaluation_env_config(cfg):
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Pipeline configuration (YAML); its env and evaluate sections apply.")
 @click.option("--agent", "agent_path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="The agent checkpoint to evaluate (iteration k's actor_critic.pt, or world_model.pt when interleaved).")
+              help="The agent checkpoint to evaluate (iteration k's agent.pt when interleaved, actor_critic.pt when staged).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="eval.json to write.")
 @click.option("--game", required=True, help="Game or Control Suite task, snake_case (e.g. pong, walker_walk).")
 @click.option("--variant", default="default", show_default=True, help="Run variant, recorded in eval.json.")
@@ -107,7 +107,8 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
     """Evaluate an agent with greedy episodes and write eval.json.
 
     Sticky actions stay on, as in the paper. Metrics (eval/return_mean, ...) are appended to the
-    run's metrics.jsonl when OUT lies in a run's iteration folder.
+    run's metrics.jsonl when OUT is the run's own eval.json (the configuration's paths.results with
+    --game, --variant, --seed and --iteration: pipelines/run_layout.py).
 
     Example: dreamer-pipeline evaluate --config config/debug.yaml --game pong
     --agent results/runs/pong/debug/seed0/iter0001/actor_critic.pt --out /tmp/eval.json
@@ -165,12 +166,10 @@ def evaluate_command(config_path, agent_path, out, game, variant, seed, iteratio
         timing["video_s"] = round(recorded.seconds, 3)
         result["info"] = {"video": {"path": Path(video).name, "return": recorded.returns[0],
                                     "length": recorded.lengths[0], "seed": env_seed + envs}, "time": timing}
-    try:
-        run_dir = run_dir_of_iteration_file(out)
-    except ValueError:
-        run_dir = None
-    if run_dir is not None:
-        with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage="evaluate", iteration=iteration,
+    layout = RunLayout.from_config(cfg)
+    if Path(out).resolve() == Path(layout.eval_json(game, variant, seed, iteration)).resolve():
+        run_dir = layout.run_dir(game, variant, seed)  # OUT is the run's own eval.json: log into the run
+        with MetricsLogger(metrics_file(run_dir), tensorboard_dir(run_dir), stage="evaluate", iteration=iteration,
                            logging=cfg.logging, config=to_dict(cfg)) as log:
             log.log(
                 {

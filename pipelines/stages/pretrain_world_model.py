@@ -21,12 +21,12 @@ from pathlib import Path
 import click
 
 from ..agent_io import build_agent, save_agent
-from ..config import PretrainConfig
+from ..config import PretrainConfig, to_dict
+from ..run_layout import metrics_file, tensorboard_dir
 from ..tracking.metrics import MetricsLogger
-from .train_world_model import _plain, _run_dir
 from .stage_inputs import stage_inputs, training_settings
 from .training import (
-    batch_seed, batches, previous_partials, resumable_updates, setup, update_frames, write_resolved_config, write_videos,
+    batch_seed, batches, resumable_updates, setup, update_frames, write_resolved_config, write_videos,
 )
 
 STAGE = "pretrain_world_model"
@@ -63,7 +63,8 @@ def pretrain_world_model_command(config_path, game, updates, out, seed, device, 
     """
     from dreamer_pipeline.datasets.dataset import open_dataset
 
-    ctx = setup(config_path, device=device, run_dir=_run_dir(out))
+    folder = out.parent  # a pretraining folder is no run's: its metrics, videos and caches stay beside OUT
+    ctx = setup(config_path, device=device, run_dir=folder)
     cfg = ctx.cfg
     section = cfg.pretrain or PretrainConfig(datasets=list(datasets))
     updates = updates or section.updates
@@ -72,13 +73,10 @@ def pretrain_world_model_command(config_path, game, updates, out, seed, device, 
         raise click.ClickException(f"{dataset} has no rewards; set pretrain.reward_free: true to pretrain on it")
     agent_config = reward_free_agent_config(ctx.agent_config, section.reward_free)
     agent = build_agent(agent_config, dataset.action_space, ctx.device, batch_seed(seed, 7), dataset.image_shape)
-    folder = out.parent
-    for old in previous_partials(out, 0):
-        old.unlink(missing_ok=True)
     inputs = stage_inputs(agent_config=agent.config, stores=dataset.stores,
                           **training_settings(cfg, seed=seed, reward_free=section.reward_free))
-    with MetricsLogger(folder / "metrics.jsonl", folder / "tensorboard", stage=STAGE, iteration=0,
-                       logging=cfg.logging, config=_plain(cfg)) as logger:
+    with MetricsLogger(metrics_file(folder), tensorboard_dir(folder), stage=STAGE, iteration=0,
+                       logging=cfg.logging, config=to_dict(cfg)) as logger:
         logger.log({"replay/steps": dataset.num_steps, "replay/episodes": dataset.num_episodes}, frames=0, updates=0)
         resumable_updates(
             stores=[str(store.path) for store in dataset.stores],
@@ -89,7 +87,7 @@ def pretrain_world_model_command(config_path, game, updates, out, seed, device, 
         )
         write_videos(agent, dataset, cfg, folder / "videos", logger,
                      seed=batch_seed(seed, 9), step=update_frames(cfg, 0, updates, updates, 0))
-    save_agent(out, agent, pipeline_config=_plain(cfg), extra={"game": game}, progress={
+    save_agent(out, agent, pipeline_config=to_dict(cfg), extra={"game": game}, progress={
         "stage": STAGE, "iteration": 0, "frames": 0, "updates": updates, "reward_free": section.reward_free,
         "datasets": [str(d) for d in datasets],
     })

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -76,22 +77,33 @@ def training_settings(cfg, **more: Any) -> dict[str, Any]:
             "train_every": cfg.train_every, **more}
 
 
-def _discard(partial: Path, why: str) -> int:
+@dataclass(frozen=True)
+class Resumed:
+    """What a partial checkpoint gave back: the updates it holds (0: none) and the stage's own state
+    (e.g. the actor gate's), read from the same file, which is read once."""
+
+    done: int = 0
+    stage_state: Mapping[str, Any] | None = None
+
+
+def _discard(partial: Path, why: str) -> Resumed:
     warnings.warn(f"{partial}: discarded, {why}; the stage starts over", StalePartialWarning, stacklevel=3)
     partial.unlink(missing_ok=True)
-    return 0
+    return Resumed()
 
 
-def resume_partial(agent, out: str | os.PathLike, *, stage: str, updates: int, inputs: Mapping[str, str] | None) -> int:
+def resume_partial(agent, out: str | os.PathLike, *, stage: str, updates: int,
+                   inputs: Mapping[str, str] | None) -> Resumed:
     """Load `out`'s partial checkpoint into `agent` if it was made by this stage on these `inputs`;
-    returns the updates it holds (0: nothing to resume; a stale partial is discarded)."""
+    returns the updates it holds and the stage state it saved (`Resumed()`: nothing to resume; a
+    stale partial is discarded). A stage calls it once, before its first update."""
     from dreamer_pipeline.models.checkpoint import architecture_differences
 
     from ..agent_io import AgentLoadError, read_payload
 
     partial = partial_checkpoint(out)
     if not partial.exists():
-        return 0
+        return Resumed()
     try:
         payload = read_payload(partial)
     except AgentLoadError as error:
@@ -113,4 +125,4 @@ def resume_partial(agent, out: str | os.PathLike, *, stage: str, updates: int, i
         agent.load_state_dict(payload["state"])
     except (KeyError, RuntimeError, ValueError) as error:
         return _discard(partial, f"its weights do not fit the agent ({error})")
-    return int(progress.get("done", 0))
+    return Resumed(int(progress.get("done", 0)), payload.get("extra", {}).get("stage_state"))

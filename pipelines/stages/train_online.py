@@ -1,6 +1,6 @@
 """`dreamer-pipeline train-online`: iteration k's collectors and learner at the same time.
 
-The online stage replaces iteration k's `collect` and `train_world_model` stages (`loop.online`).
+The online stage replaces iteration k's `collect` and `train_agent` stages (`loop.online`).
 The learner (this process) starts from iteration k-1's agent, publishes its actor, and starts one
 `dreamer-pipeline collect --follow` process per shard. The collectors write whole episodes to the
 iteration's stores under the usual commit protocol; each store keeps exactly one writer. Each
@@ -16,6 +16,8 @@ policy is at most about `publish_every * train_every` agent steps old (the paper
 
 The end of the iteration is the checkpoint and evaluation boundary, as in the staged loop. A
 killed stage resumes: the learner from its partial checkpoint, each collector from its store.
+Why separate processes talking through atomically replaced, polled files rather than pipes or
+shared memory (resume after a kill decides it): docs/pipeline.md, "The online stage".
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -31,12 +34,13 @@ from typing import Iterator
 import click
 
 from ..agent_io import load_agent, save_agent
+from ..config import to_dict
 from .loss_guard import check_finite_losses
 from ..tracking.metrics import MetricsLogger
 from ..acting.online_link import OnlineLink
-from ..run_layout import store_for_marker
+from ..run_layout import RunLayout, metrics_file, store_for_marker, tensorboard_dir
 from .actor_gate import checkpoint_extra, gated_step, stage_gate
-from .train_world_model import _plain, _run_dir, common_options
+from .training_options import training_options
 from .training import (
     batch_seed, log_new_experience, open_replay, previous_partials, resumable_updates, setup,
     write_resolved_config, write_videos,
@@ -50,6 +54,23 @@ POLL_SECONDS = 0.02
 
 class OnlineStageError(RuntimeError):
     """A collector of the online stage failed, or the stage cannot start."""
+
+
+class OnlineSamplingWarning(UserWarning):
+    """A batch-loading setting the online learner does not use (`train.loader_workers`, `train.replay_device`)."""
+
+
+def unused_loader_settings(cfg) -> list[str]:
+    """The train settings the online learner cannot honour. Its replay grows while it trains (re-read
+    every REFRESH_SECONDS): DataLoader workers or a device-resident copy would be rebuilt at every
+    refresh, so it samples in its own process (`learner_batches`). The staged stages (iteration 0's
+    train-agent among them) do use them."""
+    unused = []
+    if cfg.train.loader_workers:
+        unused.append(f"train.loader_workers: {cfg.train.loader_workers}")
+    if cfg.train.replay_device != "cpu":
+        unused.append(f"train.replay_device: {cfg.train.replay_device}")
+    return unused
 
 
 @dataclass
@@ -208,8 +229,8 @@ def learner_batches(learner: OnlineLearner, done: int, cfg, replay: tuple[str, .
 
 
 @click.command("train-online", context_settings={"help_option_names": ["-h", "--help"]})
-@common_options
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="world_model.pt to write (the whole agent).")
+@training_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="agent.pt to write (the whole agent).")
 @click.option("--videos", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the open-loop prediction GIFs (train.gif, eval.gif).")
 @click.option("--resume-from", required=True, type=click.Path(exists=True, dir_okay=False),
@@ -221,32 +242,36 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
     """Collect iteration k's experience and train on it at the same time (the online stage).
 
     REPLAY are the run's stores or markers before this iteration, oldest first. The collectors'
-    logs and the exchange files are in OUT's folder under online/. Resumes after a kill.
+    logs and the exchange files are in the iteration's online/ folder. Resumes after a kill.
 
-    Example: dreamer-pipeline train-online --config results/configs/small.yaml --game boxing
-    --iteration 1 --updates 312 --resume-from .../iter0000/world_model.pt
-    --marker .../iter0001/experience/shard0.json --out .../iter0001/world_model.pt results/datasets/boxing/random5k.json
+    Example: dreamer-pipeline train-online --config results/configs/small.yaml --game road_runner
+    --iteration 1 --updates 312 --resume-from .../iter0000/agent.pt
+    --marker .../iter0001/experience/shard0.json --out .../iter0001/agent.pt results/datasets/road_runner/random5k.json
     """
-    from ..schedule import plan, shard_seed
+    from ..workflow_plan import WorkflowPlan
 
-    ctx = setup(config_path, device=device, run_dir=_run_dir(out))
-    cfg = ctx.cfg
-    iterations = plan(cfg)
-    if not 1 <= iteration < len(iterations):
-        raise click.BadParameter(f"the plan has iterations 1..{len(iterations) - 1} to train online, not {iteration}",
+    ctx = setup(config_path, device=device, game=game, seed=seed)
+    cfg, run_dir = ctx.cfg, ctx.run_dir
+    for setting in unused_loader_settings(cfg):
+        warnings.warn(f"{setting} is not used by the online stage: its replay grows while it trains, so it samples "
+                      "batches in its own process (docs/pipeline.md, \"The online stage\")", OnlineSamplingWarning)
+    layout = RunLayout.from_config(cfg)
+    workflow = WorkflowPlan(cfg, layout)  # the Snakefile's own plan: the same shard targets and seeds as its rules
+    if not 1 <= iteration <= workflow.last_iteration:
+        raise click.BadParameter(f"the plan has iterations 1..{workflow.last_iteration} to train online, not {iteration}",
                                  param_hint="--iteration")
-    shard_steps = iterations[iteration].shard_steps
-    if len(markers) != len(shard_steps):
-        raise click.BadParameter(f"iteration {iteration} has {len(shard_steps)} shards, got {len(markers)} markers",
+    shards = range(workflow.iterations[iteration].num_shards)
+    if len(markers) != len(shards):
+        raise click.BadParameter(f"iteration {iteration} has {len(shards)} shards, got {len(markers)} markers",
                                  param_hint="--marker")
-    jobs = [CollectorJob(j, Path(m), shard_steps[j], shard_seed(seed, iteration, j)) for j, m in enumerate(markers)]
+    jobs = [CollectorJob(j, Path(m), workflow.shard_steps(iteration, j), workflow.shard_seed(seed, iteration, j))
+            for j, m in zip(shards, markers)]
     dataset = open_replay(cfg, replay, shared)
     agent, carried = load_agent(resume_from, ctx.agent_config, ctx.device, dataset.action_space)
-    learner = OnlineLearner(OnlineLink.at(out.parent / "online"), jobs, train_every=cfg.train_every,
-                            target_updates=updates, publish_every=cfg.loop.publish_every,
+    learner = OnlineLearner(OnlineLink.at(layout.online_dir(game, cfg.variant, seed, iteration)), jobs,
+                            train_every=cfg.train_every, target_updates=updates, publish_every=cfg.loop.publish_every,
                             lead_updates=cfg.loop.lead_updates)
-    run_dir = _run_dir(out)
-    for old in previous_partials(out, iteration):
+    for old in previous_partials(cfg, game, seed, out, iteration):
         old.unlink(missing_ok=True)
     command = [sys.executable, "-m", "dreamer_pipeline.pipelines.cli", "collect", "--game", game, "--config",
                str(config_path), "--envs", str(cfg.collect.envs), "--threads", str(cfg.collect.threads),
@@ -255,10 +280,11 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # collectors leave the cores to the learner
     inputs = stage_inputs(agent_config=agent.config, stores=dataset.stores, start=resume_from,
                           **training_settings(cfg, seed=seed, iteration=iteration, shards=[j.steps for j in jobs]))
-    # the actor published to the collectors is the resumed one
-    done_before = resume_partial(agent, out, stage=STAGE, updates=updates, inputs=inputs)
-    with MetricsLogger(run_dir / "metrics.jsonl", run_dir / "tensorboard", stage=STAGE, iteration=iteration,
-                       logging=cfg.logging, config=_plain(cfg)) as logger:
+    # the actor published to the collectors is the resumed one; resumable_updates takes it as is
+    resumed = resume_partial(agent, out, stage=STAGE, updates=updates, inputs=inputs)
+    done_before = resumed.done
+    with MetricsLogger(metrics_file(run_dir), tensorboard_dir(run_dir), stage=STAGE, iteration=iteration,
+                       logging=cfg.logging, config=to_dict(cfg)) as logger:
         gate = stage_gate(cfg, game, carried=carried, logger=logger, frames=frames, updates=updates,
                           updates_before=updates_before)
         full_step = gated_step(gate, agent, agent.update)  # world model only while the actor gate is closed
@@ -282,6 +308,7 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
             resumable_updates(
                 stage=STAGE, out=out, updates=updates, agent=agent, cfg=cfg, logger=logger, frames=frames,
                 updates_before=updates_before, step=step, stores=stores, inputs=inputs, stage_state=gate,
+                resumed=resumed,
                 make_batches=lambda done: learner_batches(learner, done, cfg, replay, shared,
                                                           batch_seed(seed, iteration, 2), ctx.device),
             )
@@ -293,7 +320,7 @@ def train_online_command(config_path, game, seed, iteration, updates, updates_be
         final = open_replay(cfg, [*replay, *(str(j.marker) for j in jobs)], shared)
         if videos is not None:
             write_videos(agent, final, cfg, videos, logger, seed=batch_seed(seed, iteration, 3), step=frames)
-    save_agent(out, agent, pipeline_config=_plain(cfg), extra={"game": game, **checkpoint_extra(gate)}, progress={
+    save_agent(out, agent, pipeline_config=to_dict(cfg), extra={"game": game, **checkpoint_extra(gate)}, progress={
         "stage": STAGE, "iteration": iteration, "frames": frames, "updates": updates_before + updates,
     })
     write_resolved_config(cfg, out.parent, run_dir)

@@ -23,8 +23,8 @@ from ..atomic import write_if_changed
 from ..config import PipelineConfig, dump_config, load_config
 from .loss_guard import check_finite_losses
 from ..tracking.metrics import MetricsLogger
-from ..run_layout import compile_cache_dir, partial_checkpoint
-from .stage_inputs import resume_partial
+from ..run_layout import RunLayout, compile_cache_dir, partial_checkpoint, stage_run_dir
+from .stage_inputs import Resumed, resume_partial
 
 STAGE_FORMAT = 2  # 2: the partial records the digests of its inputs (stage_inputs.py)
 
@@ -34,12 +34,16 @@ class StageContext:
     cfg: PipelineConfig
     agent_config: Any
     device: str
+    run_dir: Path | None = None  # where the stage logs (metrics.jsonl, tensorboard/) and torch.compile caches
 
 
-def setup(config_path: str | os.PathLike, *, device: str | None = None,
-          run_dir: str | os.PathLike | None = None) -> StageContext:
-    """Load the pipeline configuration and the agent's, pick the device and the torch threads;
-    a training stage gives its `run_dir`, where torch.compile keeps its caches (`use_compile_cache`)."""
+def setup(config_path: str | os.PathLike, *, device: str | None = None, game: str | None = None,
+          seed: int = 0, run_dir: str | os.PathLike | None = None) -> StageContext:
+    """Load the pipeline configuration and the agent's, pick the device and the torch threads.
+
+    A training stage of a run gives its `game` and `seed`: its run folder is then the layout's
+    (`RunLayout.run_dir` of the configuration's `paths.results` and `variant`). A stage outside a run
+    (pretraining) gives its own `run_dir`. torch.compile keeps its caches there (`use_compile_cache`)."""
     import torch
 
     from dreamer_pipeline.models.config import preset
@@ -51,9 +55,12 @@ def setup(config_path: str | os.PathLike, *, device: str | None = None,
     if cfg.train.torch_threads:
         torch.set_num_threads(cfg.train.torch_threads)
     chosen = check_machine(cfg, agent_config, device)  # the device exists here and the stage fits
+    if game is not None:
+        run_dir = stage_run_dir(cfg, game, seed)
     if run_dir is not None:
+        run_dir = Path(run_dir)
         use_compile_cache(run_dir, agent_config.runtime, chosen)
-    return StageContext(cfg, agent_config, chosen)
+    return StageContext(cfg, agent_config, chosen, run_dir)
 
 
 def use_compile_cache(run_dir: str | os.PathLike, runtime: Any, device: str) -> Path | None:
@@ -157,16 +164,17 @@ def _mean(records: list[Mapping[str, Any]]) -> dict[str, float]:
     return mean_metrics(records)
 
 
-def previous_partials(out: str | os.PathLike, iteration: int) -> list[Path]:
-    """Partial checkpoints of the same stage in earlier iterations of the run (safe to delete once
-    iteration k runs: their outputs exist, and Snakemake has recorded them as complete)."""
-    out = Path(out)
+def previous_partials(cfg: PipelineConfig, game: str, seed: int, out: str | os.PathLike, iteration: int) -> list[Path]:
+    """Partial checkpoints of the same stage (named after `out`'s) in earlier iterations of the run
+    (safe to delete once iteration k runs: their outputs exist, and Snakemake has recorded them as
+    complete)."""
+    layout = RunLayout.from_config(cfg)
     name = partial_checkpoint(out).name
-    run_dir = out.parent.parent
     found = []
-    for folder in run_dir.glob("iter[0-9][0-9][0-9][0-9]"):
-        if int(folder.name[4:]) < iteration and (folder / name).exists():
-            found.append(folder / name)
+    for k in range(iteration):
+        partial = Path(layout.iteration_dir(game, cfg.variant, seed, k)) / name
+        if partial.exists() and partial != partial_checkpoint(out):
+            found.append(partial)
     return found
 
 
@@ -186,6 +194,7 @@ def resumable_updates(
     stores: Sequence[str] = (),
     inputs: Mapping[str, str] | None = None,
     stage_state=None,
+    resumed: Resumed | None = None,
 ) -> int:
     """Run `updates` calls of `step(batch)`, resuming from `out`'s partial checkpoint if present.
 
@@ -198,16 +207,18 @@ def resumable_updates(
     naming the first bad update and `stores` (the replay's) before anything from it is logged or
     saved (losses are checked at each log or checkpoint, so the device never waits per update).
     `stage_state` (e.g. the actor gate) has `state_dict()`/`load_state_dict()`: it is saved in
-    every partial checkpoint and resumed with the agent.
+    every partial checkpoint and resumed with the agent. A stage that must know before its loop
+    whether it resumes (to publish the resumed actor, or to log once) calls `resume_partial`
+    itself and passes its result as `resumed`; the partial is then not read a second time.
     """
     from dreamer_pipeline.models import checkpoint as ckpt
 
     partial = partial_checkpoint(out)
-    done = resume_partial(agent, out, stage=stage, updates=updates, inputs=inputs)
+    if resumed is None:
+        resumed = resume_partial(agent, out, stage=stage, updates=updates, inputs=inputs)
+    done = resumed.done
     if done and stage_state is not None:
-        from ..agent_io import read_payload
-
-        stage_state.load_state_dict(read_payload(partial).get("extra", {}).get("stage_state"))
+        stage_state.load_state_dict(resumed.stage_state)
     if done:
         tqdm.write(f"{stage}: resuming from {partial} after {done}/{updates} updates")
 

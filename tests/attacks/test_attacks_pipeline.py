@@ -63,10 +63,10 @@ def shell_commands(output: str) -> list[str]:
 @pytest.mark.parametrize("mode, expected", [
     ({"interleaved": False}, {"prefill", "pretrain-world-model", "train-world-model", "train-actor-critic",
                               "evaluate", "collect", "scores"}),
-    ({"loop": {"online": True}, "collectors": 2}, {"prefill", "pretrain-world-model", "train-world-model",
+    ({"loop": {"online": True}, "collectors": 2}, {"prefill", "pretrain-world-model", "train-agent",
                                                    "train-online", "evaluate", "scores"}),
     ({"loop": {"online": True}, "train": {**tiny_config()["train"], "actor_gate": {"correlation": 0.5, "held_out_steps": 50}}},
-     {"prefill", "pretrain-world-model", "train-world-model", "train-online", "evaluate", "scores"}),  # + held-out store
+     {"prefill", "pretrain-world-model", "train-agent", "train-online", "evaluate", "scores"}),  # + held-out store
 ])
 def test_every_rule_passes_hostile_paths_as_single_arguments(tmp_path, mode, expected):
     """Attack 1 (every rule, planned): each path reaches its command as exactly one argument."""

@@ -24,6 +24,7 @@ def stage_config(folder: Path, **agent_overrides) -> Path:
     data = yaml.safe_load((ROOT / "config/debug.yaml").read_text())
     data["train"].update(batch_size=2, sequence_length=8, checkpoint_every=2)
     data["agent"]["overrides"] = agent_overrides
+    data["paths"] = {"results": str(folder / "results")}  # the stages' metrics go to the run's folder there
     path = folder / f"config-{len(list(folder.glob('config-*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -249,6 +249,7 @@ def test_watch_errors_are_one_line(tmp_path):
     out = tmp_path / "iter0000/world_model.pt"
     config = yaml.safe_load((ROOT / "config/debug.yaml").read_text())
     config["train"].update(batch_size=2, sequence_length=8)
+    config["paths"] = {"results": str(tmp_path / "results")}
     trained = CliRunner().invoke(main, ["train-world-model", "--config", str(write(tmp_path, "c.yaml", config)),
                                         "--game", "pong", "--updates", "1", "--out", str(out), str(store)])
     assert trained.exit_code == 0, trained.output

@@ -236,12 +236,13 @@ def test_a_held_out_store_without_rewards_is_refused(tmp_path):
 
 # ------------------------------------------------------------------------------ the staged stages
 def write_config(tmp_path: Path, threshold: float, datasets: Path) -> Path:
+    """One results folder per threshold: its runs' metrics stay apart."""
     data = yaml.safe_load((ROOT / "config/debug.yaml").read_text())
     data["games"] = ["catch-1"]
     data["prefill"]["name"] = "random"
     data["train"].update(batch_size=2, sequence_length=LENGTH, checkpoint_every=4, video_sequences=1,
                          actor_gate={"correlation": threshold, "every": 4, "held_out_steps": 300})
-    data["paths"] = {"results": str(tmp_path / "results"), "datasets": str(datasets)}
+    data["paths"] = {"results": str(tmp_path / f"results{threshold}"), "datasets": str(datasets)}
     path = tmp_path / f"gate{threshold}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -258,7 +259,7 @@ def test_staged_stages_hold_the_actor_back_until_the_gate_opens(tmp_path, catch_
 
     def run(threshold: float) -> tuple[dict, dict, list[dict]]:
         config = write_config(tmp_path, threshold, datasets=held.parent.parent)
-        folder = tmp_path / f"results/runs/catch-1/debug{threshold}/seed0/iter0000"
+        folder = tmp_path / f"results{threshold}/runs/catch-1/debug/seed0/iter0000"
         invoke(train_world_model_command, "--config", config, "--game", "catch-1", "--updates", 12,
                "--world-model-only", "--out", folder / "world_model.pt", train)
         invoke(train_actor_critic_command, "--config", config, "--game", "catch-1", "--updates", 12,

@@ -12,7 +12,7 @@ import yaml
 from dreamer_pipeline.models.config_schema import ConfigError, to_dict
 from dreamer_pipeline.pipelines.check_config import load_and_validate, validate_config
 from dreamer_pipeline.pipelines.config import PipelineConfig, config_from_mapping, load_config
-from dreamer_pipeline.pipelines.run_layout import RunLayout, partial_checkpoint, run_dir_of_iteration_file
+from dreamer_pipeline.pipelines.run_layout import RunLayout, partial_checkpoint, stage_run_dir
 from dreamer_pipeline.pipelines.schedule import plan, replay_iterations, split_steps
 from dreamer_pipeline.pipelines.workflow_plan import WorkflowPlan
 
@@ -94,7 +94,12 @@ def test_layout_paths_and_wildcard_patterns():
         "results/runs/{game}/{variant}/seed{seed}/iter{iteration}/world_model.pt"
     )
     assert partial_checkpoint("a/iter0001/world_model.pt").name == "world_model.partial.pt"
-    assert run_dir_of_iteration_file("r/runs/pong/v/seed1/iter0002/eval.json") == Path("r/runs/pong/v/seed1")
+    assert layout.agent("pong", "v", 1, 2, interleaved=True) == "results/runs/pong/v/seed1/iter0002/agent.pt"
+    assert layout.agent("pong", "v", 1, 2, interleaved=False) == "results/runs/pong/v/seed1/iter0002/actor_critic.pt"
+    assert layout.metrics("pong", "v", 1) == "results/runs/pong/v/seed1/metrics.jsonl"
+    assert layout.online_dir("pong", "v", 1, 2) == "results/runs/pong/v/seed1/iter0002/online"
+    cfg = load_config(ROOT / "config/debug.yaml")
+    assert stage_run_dir(cfg, "pong", 1) == Path(f"{cfg.paths.results}/runs/pong/debug/seed1")
 
 
 def test_workflow_plan_inputs():

@@ -52,7 +52,7 @@ def test_dmc_debug_pipeline_end_to_end(tmp_path):
     run = results / f"runs/{TASK}/dmc-debug/seed0"
     collected = ExperienceStore(run / "iter0001/experience/shard0.zarr")
     assert collected.attrs["policy"]["kind"] == "online" and collected.num_steps >= 100
-    agent = read_payload(run / "iter0001/world_model.pt")
+    agent = read_payload(run / "iter0001/agent.pt")
     assert agent["action_space"]["kind"] == "continuous"
     for iteration in (0, 1):
         record = read_eval_json(run / f"iter{iteration:04d}/eval.json")

@@ -129,11 +129,12 @@ def test_online_stage_collects_trains_and_resumes_after_a_kill(tmp_path):
     collect(held_out, "catch-1", 64, seed=1000, env_config=EnvConfig(max_episode_steps=24), progress=False)
     write_store_marker(held_out.with_suffix(".json"), held_out)
     agent = build_agent(preset("debug"), 3, "cpu", seed=0)
-    previous = tmp_path / "run" / "iter0000" / "world_model.pt"
+    run = tmp_path / "results/runs/catch-1/online-test/seed0"  # the configuration's run folder (RunLayout)
+    previous = run / "iter0000" / "agent.pt"
     save_agent(previous, agent, pipeline_config={}, progress={"iteration": 0})
-    out = tmp_path / "run" / "iter0001" / "world_model.pt"
+    out = run / "iter0001" / "agent.pt"
     command, markers = online_command(config, 1, 16, 0, previous, out, [prefill])
-    partial = out.with_name("world_model.partial.pt")
+    partial = out.with_name("agent.partial.pt")
 
     # first run: SIGKILL the whole process group (learner and collectors) once a partial checkpoint exists
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
@@ -168,7 +169,7 @@ def test_online_stage_collects_trains_and_resumes_after_a_kill(tmp_path):
     gate = read_payload(out)["extra"]["actor_gate"]
     assert (gate["open"], gate["read_at"], gate["updates"], gate["opened_at"]) == (False, 16, 16, None)
     assert read_payload(partial)["extra"]["stage_state"] == gate
-    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     readings = [line for line in metrics if "gate/open" in line]
     assert {line["updates"] for line in readings} == {4, 8, 12, 16} and not any(line["gate/open"] for line in readings)
     assert all(-1 <= line["gate/reward_correlation"] <= 1 for line in readings)
@@ -179,14 +180,14 @@ def test_online_stage_collects_trains_and_resumes_after_a_kill(tmp_path):
     # collectors' timing, so when it opens is not fixed here (test_pipeline_actor_gate.py pins that
     # down on fixed batches); whenever it does, the counts must agree with it.
     config = write_config(tmp_path, gate=0.001, every=1)
-    second_out = tmp_path / "run" / "iter0002" / "world_model.pt"
+    second_out = run / "iter0002" / "agent.pt"
     command, second_markers = online_command(config, 2, 16, 16, out, second_out, [prefill, *markers])
     result = subprocess.run(command, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "made with other settings; starting closed" in result.stdout
     payload = read_payload(second_out)
     gate = payload["extra"]["actor_gate"]
-    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     readings = {line["updates"]: line for line in metrics if "gate/open" in line and line["iteration"] == 2}
     assert sorted(readings) == list(range(17, 33)) and gate["read_at"] == 32
     passed = [u for u, line in sorted(readings.items()) if line["gate/reward_correlation"] >= 0.001]
@@ -238,3 +239,16 @@ def test_a_collector_stops_when_its_learner_dies(tmp_path):
     assert time.monotonic() - started < 30
     assert "the learner (pid" in output and "has exited" in output, output[-3000:]
     assert not subprocess.run(["pgrep", "-f", f"--follow {link.folder}"], capture_output=True).stdout
+
+
+def test_the_online_stage_names_the_loader_settings_it_does_not_use():
+    """train.loader_workers and train.replay_device were silently ignored by the online learner
+    (its replay grows while it trains); the stage now names them in one warning."""
+    from dreamer_pipeline.pipelines.config import config_from_mapping, load_config
+    from dreamer_pipeline.pipelines.stages.train_online import unused_loader_settings
+
+    root = Path(__file__).resolve().parents[2]
+    assert unused_loader_settings(load_config(root / "config/default.yaml")) == ["train.loader_workers: 2"]
+    assert unused_loader_settings(load_config(root / "config/small.yaml")) == []
+    both = config_from_mapping({"train": {"loader_workers": 3, "replay_device": "cuda"}})
+    assert unused_loader_settings(both) == ["train.loader_workers: 3", "train.replay_device: cuda"]

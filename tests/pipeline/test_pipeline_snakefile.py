@@ -40,8 +40,8 @@ def test_default_configuration_plans_the_whole_run(tmp_path):
     assert child_cpu_seconds() - before < 10
     counts = job_counts(result.stdout + result.stderr)
     assert counts["prefill"] == 1 and counts["collect"] == 200
-    assert counts["train_world_model"] == 201 and counts["evaluate"] == 201
-    assert "train_actor_critic" not in counts  # interleaved: the world-model stage trains the whole agent
+    assert counts["train_agent"] == 201 and counts["evaluate"] == 201
+    assert "train_world_model" not in counts and "train_actor_critic" not in counts  # interleaved: one stage trains the agent
     assert counts["scores"] == counts["scores_all_variants"] == counts["train_all"] == 1
 
 

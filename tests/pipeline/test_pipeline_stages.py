@@ -1,5 +1,6 @@
-"""The training stages on tiny synthetic stores: interleaved vs world-model-only, resuming from the
-previous iteration, reward-free pretraining and initialising a run from it."""
+"""The training stages on tiny synthetic stores: train-agent (interleaved) vs train-world-model
+(world model only), resuming from the previous iteration and from a partial checkpoint, the old
+command and checkpoint names, reward-free pretraining and initialising a run from it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import yaml
 from click.testing import CliRunner
 
 from dreamer_pipeline.pipelines.agent_io import build_agent, load_agent, load_pretrained_world_model, read_payload
+from dreamer_pipeline.pipelines.cli import main
 from dreamer_pipeline.pipelines.stages.pretrain_world_model import pretrain_world_model_command
+from dreamer_pipeline.pipelines.stages.train_agent import train_agent_command
 from dreamer_pipeline.pipelines.stages.train_actor_critic import train_actor_critic_command
 from dreamer_pipeline.pipelines.stages.train_world_model import train_world_model_command
 from dreamer_pipeline.pipelines.stages.training import setup
@@ -24,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def config(tmp_path):
     data = yaml.safe_load((ROOT / "config/debug.yaml").read_text())
     data["train"].update(batch_size=2, sequence_length=8, checkpoint_every=2, video_sequences=1)
+    data["paths"] = {"results": str(tmp_path)}  # the stages' run folders: tmp_path/runs/{game}/debug/seed{seed}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -37,9 +41,9 @@ def invoke(command, *args):
 
 def test_interleaved_stage_trains_the_whole_agent_and_the_next_iteration_resumes(tmp_path, config, store_factory):
     store = store_factory("replay", [20, 24])
-    run = tmp_path / "runs/pong/debug/seed0"
-    first = run / "iter0000/world_model.pt"
-    invoke(train_world_model_command, "--config", config, "--game", "pong", "--updates", 3, "--interleaved",
+    run = tmp_path / "runs/pong/debug/seed0"  # the configuration's run folder (paths.results = tmp_path)
+    first = run / "iter0000/agent.pt"
+    invoke(train_agent_command, "--config", config, "--game", "pong", "--updates", 3,
            "--out", first, "--videos", run / "iter0000/videos", store)
     ctx = setup(config)
     agent, extra = load_agent(first, ctx.agent_config, "cpu")
@@ -47,14 +51,54 @@ def test_interleaved_stage_trains_the_whole_agent_and_the_next_iteration_resumes
     assert extra["progress"] == {"stage": "train_agent", "iteration": 0, "frames": 0, "updates": 3}
     assert (run / "iter0000/videos/train.gif").stat().st_size > 0 and (run / "iter0000/config.yaml").is_file()
 
-    second = run / "iter0001/world_model.pt"
-    invoke(train_world_model_command, "--config", config, "--game", "pong", "--iteration", 1, "--updates", 2,
-           "--updates-before", 3, "--interleaved", "--resume-from", first, "--out", second, store)
+    second = run / "iter0001/agent.pt"
+    invoke(train_agent_command, "--config", config, "--game", "pong", "--iteration", 1, "--updates", 2,
+           "--updates-before", 3, "--resume-from", first, "--out", second, store)
     agent, _ = load_agent(second, ctx.agent_config, "cpu")
     assert (agent.wm_updates, agent.behaviour_updates) == (5, 5)  # optimiser and counters continue
-    assert not (run / "iter0000/world_model.partial.pt").exists()  # superseded once iteration 1 ran
+    assert not (run / "iter0000/agent.partial.pt").exists()  # superseded once iteration 1 ran
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [line["updates"] for line in lines if "wm/loss" in line] == [1, 2, 3, 4, 5]
+
+
+def test_old_names_still_work(tmp_path, config, store_factory):
+    """Before train-agent, `train-world-model --interleaved` trained the whole agent into
+    world_model.pt: that command still does, and train-agent continues from such a checkpoint."""
+    store = store_factory("replay", [20, 24])
+    run = tmp_path / "runs/pong/debug/seed0"
+    old = run / "iter0000/world_model.pt"
+    invoke(main, "train-world-model", "--config", config, "--game", "pong", "--updates", 2, "--interleaved",
+           "--out", old, store)
+    assert read_payload(old)["extra"]["progress"]["stage"] == "train_agent"
+    invoke(main, "train-agent", "--config", config, "--game", "pong", "--iteration", 1, "--updates", 2,
+           "--updates-before", 2, "--resume-from", old, "--out", run / "iter0001/agent.pt", store)
+    agent, _ = load_agent(run / "iter0001/agent.pt", setup(config).agent_config, "cpu")
+    assert (agent.wm_updates, agent.behaviour_updates) == (4, 4)
+    assert "train-world-model" in invoke(main, "--help").output and "--interleaved" not in invoke(
+        main, "train-world-model", "--help").output  # the old flag is accepted, not advertised
+
+
+def test_a_resumed_stage_reads_its_partial_checkpoint_once(tmp_path, config, store_factory, monkeypatch):
+    """The stage that resumes reads the partial once (it used to load it twice: once to know
+    whether it resumes, once more in the update loop)."""
+    from dreamer_pipeline.pipelines import agent_io
+
+    store = store_factory("replay", [20, 24])
+    out = tmp_path / "runs/pong/debug/seed0/iter0000/agent.pt"
+    args = ("--config", config, "--game", "pong", "--updates", 3, "--out", out, store)
+    invoke(train_agent_command, *args)
+    out.unlink()  # `snakemake -R` deletes the output; the final partial stays for a kill after the last update
+    reads = []
+    real = agent_io.read_payload
+
+    def counted(path, *rest, **options):
+        reads.append(Path(path).name)
+        return real(path, *rest, **options)
+
+    monkeypatch.setattr(agent_io, "read_payload", counted)
+    result = invoke(train_agent_command, *args)
+    assert "resuming from" in result.output and out.exists()
+    assert reads.count("agent.partial.pt") == 1, reads
 
 
 def test_staged_training_world_model_then_actor_critic(tmp_path, config, store_factory):

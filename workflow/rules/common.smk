@@ -20,6 +20,18 @@ EVAL_VIDEO = (
     else {}
 )
 
+def open_loop_videos():
+    """The open-loop prediction GIFs every training stage on a replay writes, shown in the report
+    (a fresh output object per rule)."""
+    return report(
+        directory(L.videos_dir("{game}", "{variant}", "{seed}", "{iteration}")),
+        patterns=["{video}.gif"],
+        caption="../../pipelines/report/open_loop.rst",
+        category="Open-loop predictions",
+        subcategory="{game} seed {seed}",
+        labels={"game": "{game}", "seed": "{seed}", "iteration": "{iteration}", "batch": "{video}"},
+    )
+
 
 # Every value in a rule's shell command is quoted (`:q`): paths may hold spaces, quotes, `$(...)` or
 # backticks and must reach the command as one argument each, never as shell code. Optional flags

@@ -5,47 +5,108 @@
 #
 # Every value in a shell command is quoted (`:q`). Optional flags are lists of arguments, so that
 # `:q` quotes each one (an empty list adds nothing).
+#
+# Interleaved training (the default, the paper's loop) is one rule per iteration, train_agent
+# (agent.pt), or with loop.online train_agent for iteration 0 and train_online after it. Staged
+# training (`interleaved: false`) is two: train_world_model (world_model.pt), then
+# train_actor_critic (actor_critic.pt). Only the rules of the configured path exist.
 
 
-rule train_world_model:
-    """World model of iteration k on the replay (interleaved: world model, actor and critic per batch)."""
-    input:
-        unpack(lambda w: W.start_from(w.game, w.seed, w.iteration)),
-        replay=lambda w: W.replay(w.game, w.seed, w.iteration),
-        shared=lambda w: W.shared_built(w.game),
-        held_out=lambda w: W.held_out(w.game),  # the actor gate's (train.actor_gate), when it is on
-    output:
-        checkpoint=L.world_model("{game}", "{variant}", "{seed}", "{iteration}"),
-        videos=report(
-            directory(L.videos_dir("{game}", "{variant}", "{seed}", "{iteration}")),
-            patterns=["{video}.gif"],
-            caption="../../pipelines/report/open_loop.rst",
-            category="Open-loop predictions",
-            subcategory="{game} seed {seed}",
-            labels={"game": "{game}", "seed": "{seed}", "iteration": "{iteration}", "batch": "{video}"},
-        ),
-    wildcard_constraints:
-        iteration=W.staged_iterations(),
-    params:
-        config=CONFIG_SNAPSHOT,
-        start=_start_flags,
-        shared=_shared_flags,
-        updates=lambda w: W.updates(w.iteration),
-        updates_before=lambda w: W.updates_before(w.iteration),
-        frames=lambda w: W.frames(w.iteration),
-        mode=lambda w: W.train_mode(w.iteration),
-    resources:
-        gpu=1,
-    log:
-        L.log("train_world_model", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
-    conda:
-        CONDA_ENV
-    shell:
-        "dreamer-pipeline train-world-model --config {params.config:q} --game {wildcards.game:q} "
-        "--seed {wildcards.seed:q} --iteration {wildcards.iteration:q} --updates {params.updates:q} "
-        "--updates-before {params.updates_before:q} --frames {params.frames:q} {params.mode:q} {params.start:q} "
-        "{params.shared:q} --out {output.checkpoint:q} --videos {output.videos:q} {input.replay:q} "
-        "> {log:q} 2>&1"
+if CFG.interleaved:
+
+    rule train_agent:
+        """Iteration k's agent on the replay: world model, actor and critic on every batch (the paper's loop)."""
+        input:
+            unpack(lambda w: W.start_from(w.game, w.seed, w.iteration)),
+            replay=lambda w: W.replay(w.game, w.seed, w.iteration),
+            shared=lambda w: W.shared_built(w.game),
+            held_out=lambda w: W.held_out(w.game),  # the actor gate's (train.actor_gate), when it is on
+        output:
+            checkpoint=L.agent_checkpoint("{game}", "{variant}", "{seed}", "{iteration}"),
+            videos=open_loop_videos(),
+        wildcard_constraints:
+            iteration=W.staged_iterations(),
+        params:
+            config=CONFIG_SNAPSHOT,
+            start=_start_flags,
+            shared=_shared_flags,
+            updates=lambda w: W.updates(w.iteration),
+            updates_before=lambda w: W.updates_before(w.iteration),
+            frames=lambda w: W.frames(w.iteration),
+            mode=lambda w: W.train_mode(w.iteration),
+        resources:
+            gpu=1,
+        log:
+            L.log("train_agent", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
+        conda:
+            CONDA_ENV
+        shell:
+            "dreamer-pipeline train-agent --config {params.config:q} --game {wildcards.game:q} "
+            "--seed {wildcards.seed:q} --iteration {wildcards.iteration:q} --updates {params.updates:q} "
+            "--updates-before {params.updates_before:q} --frames {params.frames:q} {params.mode:q} {params.start:q} "
+            "{params.shared:q} --out {output.checkpoint:q} --videos {output.videos:q} {input.replay:q} "
+            "> {log:q} 2>&1"
+
+else:
+
+    rule train_world_model:
+        """Staged training, first stage: iteration k's world model alone on the replay."""
+        input:
+            unpack(lambda w: W.start_from(w.game, w.seed, w.iteration)),
+            replay=lambda w: W.replay(w.game, w.seed, w.iteration),
+            shared=lambda w: W.shared_built(w.game),
+            held_out=lambda w: W.held_out(w.game),  # the actor gate's (train.actor_gate), when it is on
+        output:
+            checkpoint=L.world_model("{game}", "{variant}", "{seed}", "{iteration}"),
+            videos=open_loop_videos(),
+        wildcard_constraints:
+            iteration=W.staged_iterations(),
+        params:
+            config=CONFIG_SNAPSHOT,
+            start=_start_flags,
+            shared=_shared_flags,
+            updates=lambda w: W.updates(w.iteration),
+            updates_before=lambda w: W.updates_before(w.iteration),
+            frames=lambda w: W.frames(w.iteration),
+        resources:
+            gpu=1,
+        log:
+            L.log("train_world_model", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
+        conda:
+            CONDA_ENV
+        shell:
+            "dreamer-pipeline train-world-model --config {params.config:q} --game {wildcards.game:q} "
+            "--seed {wildcards.seed:q} --iteration {wildcards.iteration:q} --updates {params.updates:q} "
+            "--updates-before {params.updates_before:q} --frames {params.frames:q} {params.start:q} "
+            "{params.shared:q} --out {output.checkpoint:q} --videos {output.videos:q} {input.replay:q} "
+            "> {log:q} 2>&1"
+
+    rule train_actor_critic:
+        """Staged training, second stage: actor and critic of iteration k, in imagination on its world model."""
+        input:
+            world_model=L.world_model("{game}", "{variant}", "{seed}", "{iteration}"),
+            replay=lambda w: W.replay(w.game, w.seed, w.iteration),
+            shared=lambda w: W.shared_built(w.game),
+            held_out=lambda w: W.held_out(w.game),
+        output:
+            checkpoint=L.actor_critic("{game}", "{variant}", "{seed}", "{iteration}"),
+        params:
+            config=CONFIG_SNAPSHOT,
+            shared=_shared_flags,
+            updates=lambda w: W.updates(w.iteration),
+            updates_before=lambda w: W.updates_before(w.iteration),
+            frames=lambda w: W.frames(w.iteration),
+        resources:
+            gpu=1,
+        log:
+            L.log("train_actor_critic", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
+        conda:
+            CONDA_ENV
+        shell:
+            "dreamer-pipeline train-actor-critic --config {params.config:q} --game {wildcards.game:q} "
+            "--seed {wildcards.seed:q} --iteration {wildcards.iteration:q} --updates {params.updates:q} "
+            "--updates-before {params.updates_before:q} --frames {params.frames:q} --world-model {input.world_model:q} "
+            "{params.shared:q} --out {output.checkpoint:q} {input.replay:q} > {log:q} 2>&1"
 
 
 if CFG.loop.online:
@@ -58,16 +119,9 @@ if CFG.loop.online:
             shared=lambda w: W.shared_built(w.game),
             held_out=lambda w: W.held_out(w.game),
         output:
-            checkpoint=L.world_model("{game}", "{variant}", "{seed}", "{iteration}"),
+            checkpoint=L.agent_checkpoint("{game}", "{variant}", "{seed}", "{iteration}"),
             markers=[L.shard_marker("{game}", "{variant}", "{seed}", "{iteration}", str(j)) for j in range(CFG.collectors)],
-            videos=report(
-                directory(L.videos_dir("{game}", "{variant}", "{seed}", "{iteration}")),
-                patterns=["{video}.gif"],
-                caption="../../pipelines/report/open_loop.rst",
-                category="Open-loop predictions",
-                subcategory="{game} seed {seed}",
-                labels={"game": "{game}", "seed": "{seed}", "iteration": "{iteration}", "batch": "{video}"},
-            ),
+            videos=open_loop_videos(),
         wildcard_constraints:
             iteration=r"(?!0000)\d{4}",
         params:
@@ -91,33 +145,6 @@ if CFG.loop.online:
             "{params.shared:q} {params.markers:q} --out {output.checkpoint:q} --videos {output.videos:q} "
             "{input.replay:q} > {log:q} 2>&1"
 
-
-rule train_actor_critic:
-    """Actor and critic of iteration k, in imagination on iteration k's world model."""
-    input:
-        world_model=L.world_model("{game}", "{variant}", "{seed}", "{iteration}"),
-        replay=lambda w: W.replay(w.game, w.seed, w.iteration),
-        shared=lambda w: W.shared_built(w.game),
-        held_out=lambda w: W.held_out(w.game),
-    output:
-        checkpoint=L.actor_critic("{game}", "{variant}", "{seed}", "{iteration}"),
-    params:
-        config=CONFIG_SNAPSHOT,
-        shared=_shared_flags,
-        updates=lambda w: W.updates(w.iteration),
-        updates_before=lambda w: W.updates_before(w.iteration),
-        frames=lambda w: W.frames(w.iteration),
-    resources:
-        gpu=1,
-    log:
-        L.log("train_actor_critic", "{game}", "{variant}", "seed{seed}", "iter{iteration}"),
-    conda:
-        CONDA_ENV
-    shell:
-        "dreamer-pipeline train-actor-critic --config {params.config:q} --game {wildcards.game:q} "
-        "--seed {wildcards.seed:q} --iteration {wildcards.iteration:q} --updates {params.updates:q} "
-        "--updates-before {params.updates_before:q} --frames {params.frames:q} --world-model {input.world_model:q} "
-        "{params.shared:q} --out {output.checkpoint:q} {input.replay:q} > {log:q} 2>&1"
 
 
 rule evaluate:
