@@ -30,6 +30,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..schema import IMAGE_SIZE
+
 MINARI_VERSION = "0.5.4"  # the first Minari release that reads our export (see the module doc)
 JPEG_DEFAULT_SINCE = (0, 5, 3)  # Minari releases from here on read a missing jpeg_encoding as true
 
@@ -72,7 +74,7 @@ def env_spec_json(attrs: Mapping[str, Any]) -> str | None:
     from gymnasium.envs.registration import EnvSpec, WrapperSpec
 
     action_repeat = int(env.get("action_repeat", 4))
-    size = env.get("image_size", 64)
+    size = env.get("image_size", IMAGE_SIZE)
     size = int(size[0] if isinstance(size, (list, tuple)) else size)
     spec = EnvSpec(
         id=ale_env_id(str(rom)),
