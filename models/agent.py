@@ -33,8 +33,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from dreamer_pipeline.datasets.action_space import ActionSpace
+
 from .action_dists import continuous_distribution
-from .action_space import ActionSpace
 from .behaviour import ActorCritic
 from .captured_graph import GraphPool, configure_cuda_backends
 from .captured_policy import CapturedPolicyStep, PolicyState, sample_categorical

@@ -27,12 +27,13 @@ from typing import Any, Mapping
 
 import torch
 
-from .action_space import ActionSpace, ActionSpaceError
+from dreamer_pipeline.datasets.action_space import ActionSpace, ActionSpaceError
+from dreamer_pipeline.datasets.durable import atomic_write  # no zarr, no torch: see docs/architecture.md
+
 from .agent import Agent
 from .config import ARCHITECTURE_FIELDS, AgentConfig, actor_distribution
 from .config_schema import ConfigError, from_mapping, to_dict
 from .networks import IMAGE_SIZE
-from dreamer_pipeline.datasets.durable import atomic_write  # stdlib only: see docs/architecture.md
 
 FORMAT_NAME = "dreamer-pipeline/agent"
 FORMAT_VERSION = 1

@@ -19,7 +19,7 @@ import numpy as np
 from .minari_spec import (
     MinariSpecError, ale_game_of, full_action_space_of, observation_space, parse_env_spec, read_observations,
 )
-from ..schema import ANY_DISCRETE, IMAGE_SHAPE, IMAGE_SIZE, ActionSpec, SchemaError, StoreSchema, schema_for_writer
+from ..schema import ANY_DISCRETE, IMAGE_SHAPE, IMAGE_SIZE, ActionSpace, SchemaError, StoreSchema, schema_for_writer
 from ..store import ATTRS_KEY, MAX_CHUNK_STEPS
 
 MINARI_FILE = "main_data.hdf5"
@@ -126,7 +126,7 @@ def _foreign_box(file_path: Path, metadata: dict[str, Any], space: dict[str, Any
                  attrs: Mapping[str, Any] | None) -> dict[str, Any]:
     """A foreign dataset with continuous actions; RGB images when its observations are 64x64x3."""
     try:
-        action_space = ActionSpec.from_dict({"kind": "continuous", "shape": space.get("shape"),
+        action_space = ActionSpace.from_dict({"kind": "continuous", "shape": space.get("shape"),
                                              "low": space.get("low"), "high": space.get("high")}).to_dict()
     except SchemaError as error:
         raise HDF5Error(f"{file_path.parent / METADATA_FILE}: the Box action_space: {error}") from None

@@ -44,7 +44,7 @@ class MinariSpecError(ValueError):
 
 
 def action_space_json(space: Any) -> str:
-    """Minari's serialisation of a store's action space (`schema.ActionSpec`): Discrete or Box."""
+    """Minari's serialisation of a store's action space (`action_space.ActionSpace`): Discrete or Box."""
     if space.is_discrete:
         return json.dumps({"type": "Discrete", "dtype": "int64", "start": 0, "n": int(space.n)})
     return json.dumps({"type": "Box", "dtype": "float32", "shape": [space.dims], "low": list(space.low),

@@ -12,7 +12,7 @@ import torch
 
 from dreamer_pipeline.models import behaviour as behaviour_module
 from dreamer_pipeline.models import rssm as rssm_module
-from dreamer_pipeline.models.action_space import ActionSpace
+from dreamer_pipeline.datasets.action_space import ActionSpace
 from dreamer_pipeline.models.agent import Agent
 from dreamer_pipeline.models.captured_policy import CapturedPolicyStep, sample_categorical
 from dreamer_pipeline.models.captured_step import CapturedStep
