@@ -161,7 +161,8 @@ def lock_file_problem(path: Path, fd: int) -> str | None:
     if not stat.S_ISREG(opened.st_mode):
         return "is not a regular file"
     if opened.st_nlink > 1:
-        return f"has {opened.st_nlink} hard links (another name for the same file exists, maybe outside the store)"
+        return (f"has {opened.st_nlink} hard links, not the one link of a lock file (another name for the same "
+                "file exists, maybe outside this folder)")
     try:
         entry = os.lstat(path)
     except FileNotFoundError:
