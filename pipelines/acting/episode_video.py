@@ -68,6 +68,7 @@ def record_episodes(game: str, env_config, policy, out: str | os.PathLike, *, ep
         # larger screen than what the agent sees, so their screen panel shows the agent's own image.
         screen_env = (make_vector_env(agent_env.rom_id, 1, env_config, num_threads=1, screen=SCREEN, rgb=True)
                       if isinstance(agent_env, VectorAtari) else _OwnImageScreen(agent_env))
+
         def write(tmp: Path) -> None:
             with _Mp4Writer(tmp, fps) as video:
                 _play(agent_env, screen_env, policy, video, episodes, seed, title, result)
