@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Sequence, Union
 import numpy as np
 
 from .durable import replace_files
-from .schema import ActionSpec
+from .schema import ActionSpace
 from .store import IMAGE_SHAPE, ExperienceStore, StoreError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -125,7 +125,7 @@ class Dataset:
         return self.stores[0].attrs.get("action_set") if self.stores else None
 
     @property
-    def action_space(self) -> ActionSpec | None:
+    def action_space(self) -> ActionSpace | None:
         """The stores' action space (`.to_dict()` is the contract's dict); None without stores."""
         return self.stores[0].action_space if self.stores else None
 

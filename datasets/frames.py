@@ -20,6 +20,8 @@ import functools
 
 import numpy as np
 
+from .schema import IMAGE_SIZE
+
 _LUMA = np.array([0.2989, 0.5870, 0.1140])
 
 
@@ -60,7 +62,7 @@ def _area_weights(source: int, target: int) -> np.ndarray:
     return weights
 
 
-def area_resize(frames: np.ndarray, size: int = 64) -> np.ndarray:
+def area_resize(frames: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
     """uint8 (N, H, W) grayscale frames -> uint8 (N, size, size), OpenCV INTER_AREA (downscaling)."""
     frames = np.asarray(frames)
     if frames.ndim != 3 or frames.dtype != np.uint8:
@@ -83,7 +85,7 @@ def area_resize(frames: np.ndarray, size: int = 64) -> np.ndarray:
     return out
 
 
-def to_store_frames(observations: np.ndarray, size: int = 64, channels: int = 1) -> tuple[np.ndarray, list[str]]:
+def to_store_frames(observations: np.ndarray, size: int = IMAGE_SIZE, channels: int = 1) -> tuple[np.ndarray, list[str]]:
     """Frames -> uint8 (N, size, size, channels), and the conversions applied (for provenance).
 
     `channels=1` (Atari's grayscale) accepts (N, H, W, 3) RGB, (N, H, W) or (N, H, W, 1) grayscale;

@@ -21,8 +21,8 @@ Format version 1 (written before continuous control) has no `action_space` or `i
 attributes: it reads as discrete with n = len(action_set["ids"]) and image shape (64, 64, 1),
 which is exactly the version-2 layout of such a store.
 
-Attributes are untrusted (a store or an HDF5 file may be damaged or hostile): `ActionSpec.from_dict`
-and `image_shape_from` accept only the forms above, with counts and dimensions below the limits
+Attributes are untrusted (a store or an HDF5 file may be damaged or hostile): `ActionSpace.from_dict`
+(datasets/action_space.py) and `image_shape_from` accept only the forms above, with counts and dimensions below the limits
 here, and finite bounds; anything else is one `SchemaError` saying what is wrong.
 """
 
@@ -33,6 +33,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .action_space import MAX_DISCRETE_ACTIONS, ActionSpace
+from .store_error import SchemaError
+
 FORMAT_NAME = "dreamer-pipeline/experience"
 FORMAT_VERSION = 2  # what this code writes
 READABLE_VERSIONS = (1, 2)
@@ -40,16 +43,7 @@ ATTRS_KEY = "dreamer_pipeline"
 IMAGE_SIZE = 64
 IMAGE_CHANNELS = (1, 3)
 IMAGE_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)  # Atari's (and every version-1 store's)
-# Limits on what attributes may claim (generous: Atari has 18 actions, the Control Suite at most 38
-# action dimensions with dog, 56 with CMU humanoid), so that a hostile or mistyped attribute is one
-# clear error rather than a giant allocation.
-MAX_DISCRETE_ACTIONS = 1 << 16
-MAX_ACTION_DIMS = 256
 FLAG_KEYS = ("is_first", "is_last", "is_terminal")
-
-
-class SchemaError(ValueError):
-    """Attributes that do not describe a valid action space or image shape (the message says why)."""
 
 
 class EpisodeError(ValueError):
@@ -58,131 +52,6 @@ class EpisodeError(ValueError):
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-
-
-@dataclass(frozen=True)
-class ActionSpec:
-    """A store's action space: `discrete` (n actions, stored as int32 indices) or `continuous`
-    (vectors of `len(low)` float32 components inside [low, high]). `to_dict()` / `from_dict(d)` use
-    the attribute dicts of the module docstring (the same dicts as models' `ActionSpace`)."""
-
-    kind: str
-    n: int | None = None  # discrete; None only for `validate_episode` without a store (count unknown)
-    low: tuple[float, ...] = ()
-    high: tuple[float, ...] = ()
-
-    @classmethod
-    def discrete(cls, n: int | None) -> "ActionSpec":
-        return cls("discrete", None if n is None else int(n))
-
-    @classmethod
-    def continuous(cls, dims: int, low: float = -1.0, high: float = 1.0) -> "ActionSpec":
-        return cls("continuous", None, (float(low),) * int(dims), (float(high),) * int(dims))
-
-    @property
-    def is_discrete(self) -> bool:
-        return self.kind == "discrete"
-
-    @property
-    def dims(self) -> int | None:
-        """A, the length of a continuous action vector (None for discrete)."""
-        return None if self.is_discrete else len(self.low)
-
-    @property
-    def step_shape(self) -> tuple[int, ...]:
-        return () if self.is_discrete else (len(self.low),)
-
-    @property
-    def dtype(self) -> np.dtype:
-        """The stored dtype; batches use `batch_dtype` (int64 indices, float32 vectors)."""
-        return np.dtype(np.int32) if self.is_discrete else np.dtype(np.float32)
-
-    @property
-    def batch_dtype(self) -> np.dtype:
-        return np.dtype(np.int64) if self.is_discrete else np.dtype(np.float32)
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.is_discrete:
-            return {"kind": "discrete", "n": self.n}
-        return {"kind": "continuous", "shape": [len(self.low)], "low": list(self.low), "high": list(self.high)}
-
-    def __str__(self) -> str:
-        if self.is_discrete:
-            return f"discrete({self.n})"
-        bounds = ("[-1, 1]" if set(self.low) == {-1.0} and set(self.high) == {1.0}
-                  else f"[{list(self.low)}, {list(self.high)}]")
-        return f"continuous({len(self.low)}, {bounds})"
-
-    @classmethod
-    def from_dict(cls, value: Any) -> "ActionSpec":
-        """Parse an `action_space` attribute (or anything with a `to_dict()`, e.g. models' ActionSpace)."""
-        if not isinstance(value, Mapping) and callable(getattr(value, "to_dict", None)):
-            value = value.to_dict()
-        if not isinstance(value, Mapping):
-            raise SchemaError(f"action_space is {value!r}, not an object with a 'kind'")
-        kind = value.get("kind")
-        if kind == "discrete":
-            _only_keys(value, {"kind", "n"})
-            n = value.get("n")
-            if not _is_int(n) or not 1 <= n <= MAX_DISCRETE_ACTIONS:
-                raise SchemaError(f"discrete action_space has n={n!r}; expected an integer from 1 to "
-                                  f"{MAX_DISCRETE_ACTIONS}")
-            return cls.discrete(int(n))
-        if kind == "continuous":
-            _only_keys(value, {"kind", "shape", "low", "high"})
-            shape = value.get("shape")
-            if not isinstance(shape, (list, tuple)) or len(shape) != 1 or not _is_int(shape[0]) \
-                    or not 1 <= shape[0] <= MAX_ACTION_DIMS:
-                raise SchemaError(f"continuous action_space has shape {shape!r}; expected [A] with A an integer "
-                                  f"from 1 to {MAX_ACTION_DIMS}")
-            dims = int(shape[0])
-            low = _bounds(value.get("low", [-1.0] * dims), "low", dims)
-            high = _bounds(value.get("high", [1.0] * dims), "high", dims)
-            if any(lo >= hi for lo, hi in zip(low, high)):
-                raise SchemaError(f"continuous action_space has low {list(low)} not below high {list(high)} "
-                                  "in every dimension")
-            return cls("continuous", None, low, high)
-        raise SchemaError(f"action_space has kind {kind!r}; expected 'discrete' or 'continuous'")
-
-    def action_problem(self, action: np.ndarray, first: np.ndarray) -> str | None:
-        """What is wrong with stored actions (`first` marks episodes' first steps, which hold the
-        placeholder 0); None when they all lie inside the space."""
-        action = np.asarray(action)
-        if self.is_discrete:
-            if action.size and action.min() < 0:
-                return "holds negative action indices"
-            if self.n is not None and action.size and action.max() >= self.n:
-                return f"holds action index {int(action.max())}, but the store's action set has {self.n} actions"
-            return None
-        bad = ~np.isfinite(action).all(axis=1)
-        if bad.any():
-            return f"holds {int(bad.sum())} non-finite action vectors (NaN or inf), first at step {int(np.argmax(bad))}"
-        low, high = np.asarray(self.low, np.float32), np.asarray(self.high, np.float32)
-        outside = ((action < low) | (action > high)).any(axis=1) & ~first
-        if outside.any():
-            step = int(np.argmax(outside))
-            return (f"holds {int(outside.sum())} action vectors outside the bounds [low, high] = "
-                    f"[{list(self.low)}, {list(self.high)}], first at step {step}: {action[step].tolist()}")
-        return None
-
-
-def _only_keys(value: Mapping, allowed: set[str]) -> None:
-    unknown = sorted(str(key) for key in value if key not in allowed)
-    if unknown:
-        raise SchemaError(f"{value.get('kind')} action_space has unknown keys {unknown}; allowed: {sorted(allowed)}")
-
-
-def _bounds(value: Any, name: str, dims: int) -> tuple[float, ...]:
-    if not isinstance(value, (list, tuple)) or len(value) != dims or not all(_is_number(v) for v in value):
-        raise SchemaError(f"continuous action_space has {name}={_short(value)}; expected a list of {dims} numbers")
-    bounds = tuple(float(np.float32(v)) for v in value)
-    if not all(np.isfinite(bounds)):
-        raise SchemaError(f"continuous action_space has {name}={_short(value)}; the bounds must be finite numbers")
-    return bounds
 
 
 def _short(value: Any) -> str:
@@ -203,7 +72,7 @@ def image_shape_from(value: Any) -> tuple[int, int, int]:
 class StoreSchema:
     """The arrays of a store with this action space and image shape, and the episode checks."""
 
-    action_space: ActionSpec
+    action_space: ActionSpace
     image_shape: tuple[int, int, int] = IMAGE_SHAPE
 
     def arrays(self, reward_free: bool) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
@@ -259,7 +128,7 @@ class StoreSchema:
 
 
 # Episodes checked without a store: Atari's layout, any non-negative index.
-ANY_DISCRETE = StoreSchema(ActionSpec.discrete(None))
+ANY_DISCRETE = StoreSchema(ActionSpace.any_discrete())
 
 
 def validate_episode(episode: Mapping[str, np.ndarray], reward_free: bool, schema: StoreSchema = ANY_DISCRETE) -> int:
@@ -267,12 +136,12 @@ def validate_episode(episode: Mapping[str, np.ndarray], reward_free: bool, schem
     return schema.validate_episode(episode, reward_free)
 
 
-def discrete_from_action_set(action_set: Any) -> ActionSpec:
+def discrete_from_action_set(action_set: Any) -> ActionSpace:
     """The discrete action space of an `action_set` attribute (`{"ids": [...], ...}`)."""
     ids = action_set.get("ids") if isinstance(action_set, Mapping) else None
     if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_DISCRETE_ACTIONS:
         raise SchemaError(f"action_set is {_short(action_set)}; expected an object with a non-empty 'ids' list")
-    return ActionSpec.discrete(len(ids))
+    return ActionSpace.discrete(len(ids))
 
 
 def schema_of(meta: Mapping[str, Any]) -> StoreSchema:
@@ -285,7 +154,7 @@ def schema_of(meta: Mapping[str, Any]) -> StoreSchema:
     for key in ("action_space", "image_shape"):
         if key not in meta:
             raise SchemaError(f"has no '{key}' attribute (format version {meta.get('format_version')!r} records it)")
-    return _checked(ActionSpec.from_dict(meta["action_space"]), image_shape_from(meta["image_shape"]),
+    return _checked(ActionSpace.from_dict(meta["action_space"]), image_shape_from(meta["image_shape"]),
                     meta.get("action_set"))
 
 
@@ -294,7 +163,7 @@ def schema_for_writer(attrs: Mapping[str, Any], action_space: Any = None, image_
     `action_space` attribute, else discrete over the `action_set` attribute (today's Atari
     callers); the image shape from the argument, else the `image_shape` attribute, else (64, 64, 1).
     An argument and an attribute that both say it must agree."""
-    spaces = [ActionSpec.from_dict(v) for v in (action_space, attrs.get("action_space")) if v is not None]
+    spaces = [ActionSpace.from_dict(v) for v in (action_space, attrs.get("action_space")) if v is not None]
     if len(spaces) == 2 and spaces[0] != spaces[1]:
         raise SchemaError(f"the action_space argument ({spaces[0]}) disagrees with the attribute ({spaces[1]})")
     shapes = [image_shape_from(v) for v in (image_shape, attrs.get("image_shape")) if v is not None]
@@ -310,7 +179,7 @@ def schema_for_writer(attrs: Mapping[str, Any], action_space: Any = None, image_
     return _checked(space, shapes[0] if shapes else IMAGE_SHAPE, attrs.get("action_set"))
 
 
-def _checked(space: ActionSpec, image_shape: tuple[int, int, int], action_set: Any) -> StoreSchema:
+def _checked(space: ActionSpace, image_shape: tuple[int, int, int], action_set: Any) -> StoreSchema:
     """A discrete space and an action set, when both are recorded, must count the same actions."""
     if space.is_discrete and action_set is not None:
         counted = discrete_from_action_set(action_set).n

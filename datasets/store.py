@@ -39,7 +39,7 @@ from .chunk_writer import ChunkAppender
 from .chunks import ChunkReader
 from .durable import fsync_all, replace_files
 from .schema import (  # noqa: F401  (the schema's public names, importable from here as before)
-    ATTRS_KEY, FLAG_KEYS, FORMAT_NAME, FORMAT_VERSION, IMAGE_SHAPE, MAX_CHUNK_STEPS, READABLE_VERSIONS, ActionSpec,
+    ATTRS_KEY, FLAG_KEYS, FORMAT_NAME, FORMAT_VERSION, IMAGE_SHAPE, MAX_CHUNK_STEPS, READABLE_VERSIONS, ActionSpace,
     ArrayMetadataError, EpisodeError, SchemaError, StoreSchema, check_array_metadata, schema_for_writer, schema_of,
     validate_episode,
 )
@@ -222,7 +222,7 @@ class ExperienceStore:
         return not self.reward_free
 
     @property
-    def action_space(self) -> ActionSpec:
+    def action_space(self) -> ActionSpace:
         """Discrete (n actions) or continuous (A-vectors in [low, high]); a version-1 store's is discrete."""
         return self.schema.action_space
 

@@ -1,5 +1,7 @@
 """`StoreError`: the one error type of experience stores (its own module so that the chunk reader
-and writer, which `store.py` builds on, can raise it too)."""
+and writer, which `store.py` builds on, can raise it too), and `SchemaError`, for attributes that
+describe no valid action space or image shape (here so that `schema.py` and `action_space.py`
+share it)."""
 
 from __future__ import annotations
 
@@ -14,3 +16,7 @@ class StoreError(ValueError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"experience store {self.path}: {problem}")
+
+
+class SchemaError(ValueError):
+    """Attributes that do not describe a valid action space or image shape (the message says why)."""

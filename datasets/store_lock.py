@@ -139,7 +139,7 @@ def _open_lock(store: Path, path: Path, create: bool) -> int:
             raise _foreign_lock(store, path, "is not a regular file") from None
         raise
     try:
-        problem = _lock_file_problem(path, fd)
+        problem = lock_file_problem(path, fd)
     except BaseException:
         os.close(fd)
         raise
@@ -152,13 +152,17 @@ def _open_lock(store: Path, path: Path, create: bool) -> int:
     return fd
 
 
-def _lock_file_problem(path: Path, fd: int) -> str | None:
+# try_flock, read_record, write_record and lock_file_problem serve every lock file of the project
+# (also pipelines/results_lock.py): one way to hold, check and describe a lock.
+
+def lock_file_problem(path: Path, fd: int) -> str | None:
     """What makes the opened `fd` unfit to be `path`'s lock file (None: fit; "vanished": gone)."""
     opened = os.fstat(fd)
     if not stat.S_ISREG(opened.st_mode):
         return "is not a regular file"
     if opened.st_nlink > 1:
-        return f"has {opened.st_nlink} hard links (another name for the same file exists, maybe outside the store)"
+        return (f"has {opened.st_nlink} hard links, not the one link of a lock file (another name for the same "
+                "file exists, maybe outside this folder)")
     try:
         entry = os.lstat(path)
     except FileNotFoundError:
@@ -173,7 +177,7 @@ def _foreign_lock(store: Path, path: Path, problem: str) -> StoreError:
                              "plain file this code creates). Check who put it there, then remove it")
 
 
-def _try_flock(fd: int) -> bool | None:
+def try_flock(fd: int) -> bool | None:
     """True: we hold the flock now. False: another process holds it. None: no flock here."""
     if fcntl is None:
         return None
@@ -188,7 +192,7 @@ def _try_flock(fd: int) -> bool | None:
         return None  # ENOLCK, EOPNOTSUPP, EINVAL: the file system has no flock
 
 
-def _read_record(fd: int) -> dict[str, Any] | None:
+def read_record(fd: int) -> dict[str, Any] | None:
     os.lseek(fd, 0, os.SEEK_SET)
     data = b""
     while len(data) <= _MAX_RECORD_BYTES and (chunk := os.read(fd, 65536)):
@@ -202,7 +206,7 @@ def _read_record(fd: int) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def _write_record(fd: int, record: dict[str, Any]) -> None:
+def write_record(fd: int, record: dict[str, Any]) -> None:
     data = (json.dumps(record, indent=1) + "\n").encode()
     os.ftruncate(fd, 0)
     os.pwrite(fd, data, 0)
@@ -263,10 +267,10 @@ class StoreLock:
             fd = _open_lock(self.store, self.path, create=True)
         except (FileExistsError, FileNotFoundError):
             return False
-        _try_flock(fd)
+        try_flock(fd)
         record = holder_record()
         try:
-            _write_record(fd, record)
+            write_record(fd, record)
         except BaseException:
             os.close(fd)
             self.path.unlink(missing_ok=True)
@@ -281,8 +285,8 @@ class StoreLock:
         except FileNotFoundError:
             return False  # released meanwhile: try to create it again
         try:
-            flock = _try_flock(fd)
-            record = _read_record(fd)
+            flock = try_flock(fd)
+            record = read_record(fd)
             if flock is False:
                 raise StoreLockedError(self.store, f"is being written by another writer ({describe_holder(record)})")
             if not self._same_file(fd):
@@ -290,7 +294,7 @@ class StoreLock:
                 return False  # released (and maybe re-created) while we looked: start over
             self._check_stale(fd, record, flock)
             new = holder_record()
-            _write_record(fd, new)
+            write_record(fd, new)
         except BaseException:
             if self._fd != fd:
                 os.close(fd)
@@ -342,6 +346,6 @@ class StoreLock:
     def _is_ours(self, fd: int) -> bool:
         if not self._same_file(fd):
             return False
-        record = _read_record(fd)
+        record = read_record(fd)
         return record is not None and self.record is not None and record.get("pid") == self.record.get("pid") \
             and record.get("started") == self.record.get("started") and record.get("host") == self.record.get("host")

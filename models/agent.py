@@ -17,10 +17,11 @@ Every training step is one body (`_step_body`) plus host-side bookkeeping (count
 critic's copy), and every policy step one body (`_policy_body`). `runtime.mode` says how they run
 (`RuntimeConfig.resolved_mode`; "auto" is compile + CUDA graphs on CUDA, eager on the CPU). Eager
 runs the bodies on the prepared inputs. With CUDA graphs each body runs on static input buffers
-and is captured as one CUDA graph after a few eager warm-up calls (`models/captured_step.py`, one
-per training step kind and batch shape; `models/captured_policy.py`, one per acting batch size and
-mode); with compile the observe and imagine step bodies run through torch.compile(fullgraph=True),
-compiled at the first training step (an agent that only acts never compiles).
+and is captured as one CUDA graph after a few eager warm-up calls (`models/captured_graph.py`;
+`models/captured_step.py`, one per training step kind and batch shape; `models/captured_policy.py`,
+one per acting batch size and mode; they know only the bodies, never the agent). With compile the
+observe and imagine step bodies run through torch.compile(fullgraph=True), compiled at the first
+training step (an agent that only acts never compiles).
 """
 
 from __future__ import annotations
@@ -32,19 +33,23 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from dreamer_pipeline.datasets.action_space import ActionSpace
+
 from .action_dists import continuous_distribution
-from .action_space import ActionSpace
 from .behaviour import ActorCritic
-from .captured_policy import CapturedPolicyStep, sample_categorical
-from .captured_step import CapturedStep, configure_cuda_backends
+from .captured_graph import GraphPool, configure_cuda_backends
+from .captured_policy import CapturedPolicyStep, PolicyState, sample_categorical
+from .captured_step import CapturedStep
 from .config import AgentConfig, actor_distribution
 from .config_schema import ConfigError
+from .networks import IMAGE_SIZE
 from .optim import Optimizer
 from .rssm import RSSMState
 from .update_metrics import UpdateMetrics
 from .world_model import WorldModel, WorldModelBatch
 
-PolicyState = tuple[RSSMState, torch.Tensor]  # (posterior state, last action: one-hot or continuous), rows = envs
+STEP_KINDS = ("update", "world_model", "behaviour")
+
 
 
 class BatchError(ValueError):
@@ -77,7 +82,7 @@ class Agent:
         self.action_space = action_space
         self.action_size = action_space.size  # width of the action vector the model sees
         self.device = torch.device(device)
-        self.image_shape = (64, 64, config.world_model.image_channels)
+        self.image_shape = (IMAGE_SIZE, IMAGE_SIZE, config.world_model.image_channels)
         if config.runtime.num_threads:
             torch.set_num_threads(config.runtime.num_threads)
         if self.device.type == "cuda":
@@ -103,7 +108,7 @@ class Agent:
         self.wm_updates = 0
         self._captured: dict[tuple, CapturedStep] = {}  # (kind, batch shape, reward) -> its graph
         self._policy_steps: dict[tuple[int, str], CapturedPolicyStep] = {}  # (envs, mode) -> its graph
-        self._graph_pool = None  # the training graphs' shared memory pool, made at the first capture
+        self._graph_pool = GraphPool()  # the training graphs share memory: they replay in a fixed order
         self.compile_pending = config.runtime.uses_compile(self.device.type)  # done at the first update
 
     # ------------------------------------------------------------------------------- plumbing
@@ -239,6 +244,8 @@ class Agent:
             self.actor_critic.update_target()
 
     def _train(self, kind: str, batch: Mapping[str, Any]) -> UpdateMetrics:
+        if kind not in STEP_KINDS:
+            raise ValueError(f"kind must be one of {STEP_KINDS}, got {kind!r}")
         if self.compile_pending:
             self.compile_pending = False
             self._compile()
@@ -248,7 +255,9 @@ class Agent:
             tensors = self.check_batch(batch)
             key = (kind, tuple(tensors["image"].shape), "reward" in tensors)
             if key not in self._captured:
-                self._captured[key] = CapturedStep(self, kind, tensors, capture=self.step_mode == "graph")
+                self._captured[key] = CapturedStep(
+                    lambda inputs: self._step_body(kind, self.device_batch(inputs)), tensors, self.device,
+                    self.generator, capture=self.step_mode == "graph", pool=self._graph_pool)
             metrics = self._captured[key](tensors)
         self._after_step(kind)
         return metrics
@@ -301,8 +310,10 @@ class Agent:
             return action, (post, next_action)
         key = (image.shape[0], mode)
         if key not in self._policy_steps:
-            self._policy_steps[key] = CapturedPolicyStep(self, image.shape[0], mode,
-                                                         capture=self.policy_mode == "graph")
+            self._policy_steps[key] = CapturedPolicyStep(
+                lambda image, is_first, latent, last_action: self._policy_body(image, is_first, latent, last_action, mode),
+                self.initial_policy_state(image.shape[0]), self.image_shape, self.device, self.generator,
+                capture=self.policy_mode == "graph")
         return self._policy_steps[key](image, is_first, state)
 
     def _policy_body(self, image: torch.Tensor, is_first: torch.Tensor, latent: RSSMState,

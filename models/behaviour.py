@@ -38,8 +38,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dreamer_pipeline.datasets.action_space import ActionSpace
+
 from .action_dists import action_noise as continuous_noise, continuous_distribution
-from .action_space import ActionSpace
 from .config import BehaviourConfig, actor_distribution, actor_reinforce_fraction
 from .networks import MLP, embedding_bags_win
 from .optim import Optimizer
@@ -76,7 +77,6 @@ class ActorCritic(nn.Module):
         self.action_space = action_space
         self.discrete = action_space.is_discrete
         self.action_size = action_space.size  # one-hot width, or A
-        self.num_actions = self.action_size  # the name the discrete code has always used
         # "auto" resolved for this action space (published actor.dist and actor_grad: auto)
         self.dist_kind = actor_distribution(config, self.discrete)
         self.reinforce_fraction = actor_reinforce_fraction(config, self.discrete)
@@ -173,7 +173,7 @@ class ActorCritic(nn.Module):
             state = start
             for _ in range(self.config.horizon):
                 if self.discrete:
-                    action_noise = torch.rand((count, self.num_actions), device=device, generator=generator)
+                    action_noise = torch.rand((count, self.action_size), device=device, generator=generator)
                 else:
                     action_noise = self.sample_noise((count,), generator, device)
                 latent_noise = rssm.noise((count,), device, generator)

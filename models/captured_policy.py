@@ -4,96 +4,59 @@ Acting runs one step of N environments at a time: an encoder, one RSSM step and 
 hundred small kernels for a handful of rows. Launched one by one from Python at batch 1 a GPU
 made 275 steps/s (100 beside a training process); captured, the step is one launch.
 
-`CapturedPolicyStep(agent, batch_size, mode)` owns static buffers for the observation, the
-is_first flags and the carried state (posterior and last action). A call copies its inputs into
-them and then, as `CapturedStep` for training steps:
-
-- with `capture=False` (the CPU, and tests) runs the agent's policy body on the buffers eagerly;
-- with `capture=True` (CUDA) runs it eagerly for `WARMUP_STEPS` calls on a side stream, captures
-  it on the next call and replays the graph from then on.
+`CapturedPolicyStep(policy_body, initial_state, image_shape, device, generator)` owns static
+buffers for the observation, the is_first flags and the carried state (posterior and last action).
+A call copies its inputs into them and runs the body through a `CapturedGraph`
+(models/captured_graph.py), as `CapturedStep` does for training steps.
 
 The body is the code eager acting runs (`Agent._policy_body`), with no host synchronisation:
 categorical actions are drawn by the exponential race that `torch.multinomial` itself uses for one
 sample (the same numbers from the same generator state, without its host-side check), and the
 agent's generator is registered with the graph so each replay advances it as an eager step would.
-Outputs are cloned before they are returned (the next replay overwrites them).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Callable
 
 import torch
 
-from .captured_step import WARMUP_STEPS
+from .captured_graph import CapturedGraph
 from .rssm import RSSMState
 
-if TYPE_CHECKING:
-    from .agent import Agent, PolicyState
+PolicyState = tuple[RSSMState, torch.Tensor]  # (posterior, last action as the model's input)
+PolicyBody = Callable[[torch.Tensor, torch.Tensor, RSSMState, torch.Tensor],
+                      tuple[torch.Tensor, RSSMState, torch.Tensor]]
 
 
 class CapturedPolicyStep:
-    """`agent`'s policy step for `batch_size` environments in `mode` ("sample" or "greedy")."""
+    """A policy step (`policy_body(image, is_first, latent, last_action)` -> (action, posterior,
+    next action input)) for as many environments as `initial_state` has rows."""
 
-    def __init__(self, agent: "Agent", batch_size: int, mode: str, capture: bool = True):
-        if capture and agent.device.type != "cuda":
-            raise ValueError(f"CUDA graphs need a CUDA device, the agent is on {agent.device}")
-        self.agent, self.mode, self.capture = agent, mode, capture
-        latent, last_action = agent.initial_policy_state(batch_size)
-        self.image = torch.zeros((batch_size, *agent.image_shape), dtype=torch.uint8, device=agent.device)
-        self.is_first = torch.zeros(batch_size, dtype=torch.bool, device=agent.device)
+    def __init__(self, policy_body: PolicyBody, initial_state: PolicyState, image_shape: tuple[int, ...],
+                 device: torch.device, generator: torch.Generator, *, capture: bool = True):
+        latent, last_action = initial_state
+        batch_size = last_action.shape[0]
+        self.policy_body = policy_body
+        self.image = torch.zeros((batch_size, *image_shape), dtype=torch.uint8, device=device)
+        self.is_first = torch.zeros(batch_size, dtype=torch.bool, device=device)
         self.latent = latent.map(torch.clone)
         self.last_action = last_action.clone()
-        self.calls = 0
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.outputs: tuple[torch.Tensor, ...] = ()
+        # A private memory pool: policy and training graphs replay in any order, so they share none.
+        self.graph = CapturedGraph(self._body, device, generator, capture=capture)
 
     def _body(self) -> tuple[torch.Tensor, ...]:
-        action, post, next_action = self.agent._policy_body(self.image, self.is_first, self.latent,
-                                                            self.last_action, self.mode)
+        action, post, next_action = self.policy_body(self.image, self.is_first, self.latent, self.last_action)
         return (action, *post, next_action)
 
     def __call__(self, image: torch.Tensor, is_first: torch.Tensor,
-                 state: "PolicyState") -> tuple[torch.Tensor, "PolicyState"]:
+                 state: PolicyState) -> tuple[torch.Tensor, PolicyState]:
         latent, last_action = state
         for buffer, value in ((self.image, image), (self.is_first, is_first), (self.last_action, last_action),
                               *zip(self.latent, latent)):
             buffer.copy_(value, non_blocking=True)
-        self.calls += 1
-        if not self.capture:
-            outputs = self._body()
-        elif self.graph is None and self.calls <= WARMUP_STEPS:
-            outputs = self._warmup()
-        else:
-            if self.graph is None:
-                self._capture()
-            self.graph.replay()
-            outputs = tuple(output.clone() for output in self.outputs)
-        action, deter, stoch, stats, next_action = outputs
+        action, deter, stoch, stats, next_action = self.graph()
         return action, (RSSMState(deter, stoch, stats), next_action)
-
-    def _warmup(self) -> tuple[torch.Tensor, ...]:
-        device = self.agent.device
-        current = torch.cuda.current_stream(device)
-        side = torch.cuda.Stream(device)
-        side.wait_stream(current)
-        with torch.cuda.stream(side):
-            outputs = self._body()
-        current.wait_stream(side)
-        for output in outputs:
-            output.record_stream(current)
-        return outputs
-
-    def _capture(self) -> None:
-        graph = torch.cuda.CUDAGraph()
-        if not hasattr(graph, "register_generator_state"):
-            raise RuntimeError(f"torch {torch.__version__} cannot register a generator with a CUDA graph (torch 2.5 "
-                               "or newer can); set runtime.mode: eager")
-        graph.register_generator_state(self.agent.generator)  # each replay draws new numbers, as eager
-        # A private memory pool: policy and training graphs replay in any order, so they share none.
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            self.outputs = self._body()
-        self.graph = graph
 
 
 def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -22,17 +22,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from .action_space import ActionSpace, ActionSpaceError
+from dreamer_pipeline.datasets.action_space import ActionSpace, ActionSpaceError
+from dreamer_pipeline.datasets.durable import atomic_write  # no zarr, no torch: see docs/architecture.md
+
 from .agent import Agent
 from .config import ARCHITECTURE_FIELDS, AgentConfig, actor_distribution
 from .config_schema import ConfigError, from_mapping, to_dict
-from .temporaries import file_mode, remove_stale_temporaries, temporary_prefix
+from .networks import IMAGE_SIZE
 
 FORMAT_NAME = "dreamer-pipeline/agent"
 FORMAT_VERSION = 1
@@ -48,14 +49,12 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(agent: Agent, path: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> Path:
-    """Write `agent` to `path` atomically (temporary file in the same folder, then os.replace).
+    """Write `agent` to `path` atomically and durably (`datasets.durable.atomic_write`: a temporary
+    sibling, fsynced, renamed over `path`, the folder fsynced).
 
-    The file's mode follows the umask, as every other output does (mkstemp would leave 0600), and
-    temporary files of a writer that was killed are removed first. A write that fails (a full disk)
-    is one `CheckpointError`; nothing is left behind and `path` is unchanged."""
+    A write that fails (a full disk) is one `CheckpointError`; nothing is left behind and `path`
+    is unchanged."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
     payload = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -66,21 +65,10 @@ def save_checkpoint(agent: Agent, path: str | os.PathLike, extra: Mapping[str, A
         "state": agent.state_dict(),
         "extra": dict(extra or {}),
     }
-    handle, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
+        return atomic_write(path, lambda tmp: torch.save(payload, tmp))
     except (OSError, RuntimeError) as error:  # torch reports a failed write as a RuntimeError
-        Path(tmp).unlink(missing_ok=True)
         raise CheckpointError(path, f"could not be written ({_write_failure(error, path.parent)})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _write_failure(error: BaseException, folder: Path) -> str:
@@ -175,7 +163,7 @@ def architecture_differences(saved: Mapping[str, Any], config: AgentConfig,
             differences.append(f"num_actions: checkpoint {saved_space.n}, agent {action_space.n}")
     elif saved_space != action_space:
         differences.append(f"action_space: checkpoint {saved_space}, agent {action_space}")
-    shape = [64, 64, config.world_model.image_channels]
+    shape = [IMAGE_SIZE, IMAGE_SIZE, config.world_model.image_channels]
     if list(saved["image_shape"]) != shape:
         differences.append(f"image_shape: checkpoint {list(saved['image_shape'])}, agent {shape}")
     for field in ARCHITECTURE_FIELDS:

@@ -12,9 +12,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dreamer_pipeline.datasets.schema import IMAGE_SIZE  # the stores' image size, the one definition
+
 from .config import ConvConfig, MLPConfig
 
-IMAGE_SIZE = 64
 
 
 def keras_init_(module: nn.Module) -> nn.Module:

@@ -82,18 +82,18 @@ class LayerNormGRUCell(nn.Module):
 class RSSM(nn.Module):
     """Recurrent state-space model. `observe` filters recorded sequences, `imagine` rolls the prior."""
 
-    def __init__(self, config: RSSMConfig, embed_size: int, num_actions: int, latent: str = "categorical"):
+    def __init__(self, config: RSSMConfig, embed_size: int, action_size: int, latent: str = "categorical"):
         super().__init__()
         if latent not in ("categorical", "gaussian"):
             raise ValueError(f"latent must be 'categorical' or 'gaussian', got {latent!r}")
         self.config = config
         self.latent = latent
         self.discrete = latent == "categorical"
-        self.num_actions = num_actions
+        self.action_size = action_size  # width of the action vector: one-hot n, or A
         self.stoch_size = config.stoch * config.classes if self.discrete else config.stoch
         self.stats_size = config.stoch * config.classes if self.discrete else 2 * config.stoch
         self.feature_size = config.deter + self.stoch_size
-        self.img_in = nn.Linear(self.stoch_size + num_actions, config.hidden)
+        self.img_in = nn.Linear(self.stoch_size + action_size, config.hidden)
         self.cell = LayerNormGRUCell(config.hidden, config.deter)
         self.img_out = nn.Linear(config.deter, config.hidden)
         self.img_stats = nn.Linear(config.hidden, self.stats_size)

@@ -28,15 +28,12 @@ def cap_torch_threads(device: str, threads: int | None) -> None:
 
 
 def model_action_space(space):
-    """The models' `ActionSpace` of a dataset's action space (an int n, the store's dict, or
-    anything with `to_dict()`, e.g. `datasets.schema.ActionSpec`)."""
-    from dreamer_pipeline.models.action_space import ActionSpace
+    """The `ActionSpace` of an int n (discrete), a store's or a policy's dict, or an `ActionSpace`."""
+    from dreamer_pipeline.datasets.action_space import ActionSpace
 
-    if isinstance(space, ActionSpace):
-        return space
     if isinstance(space, int):
         return ActionSpace.discrete(space)
-    return ActionSpace.from_dict(space if isinstance(space, dict) else space.to_dict())
+    return ActionSpace.from_dict(space)
 
 
 def check_image_channels(agent_config, image_shape, where: str = "the data") -> None:

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from dreamer_pipeline.models.config_schema import ConfigError
 
-from .atomic import write_if_changed
+from dreamer_pipeline.datasets.durable import write_if_changed
 from .config import PipelineConfig, dump_config, to_dict
 from .config_yaml import load_yaml
 

@@ -82,7 +82,7 @@ def write_store_marker(marker: str | Path, store: str | Path, name: str | None =
     """
     import os
 
-    from .atomic import atomic_write_json
+    from dreamer_pipeline.datasets.durable import atomic_write_json
 
     marker, store = Path(marker), Path(store)
     entry = os.path.relpath(store.resolve(), marker.parent.resolve())

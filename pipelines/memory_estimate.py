@@ -23,7 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-IMAGE_BYTES = 64 * 64  # one uint8 frame
+from dreamer_pipeline.datasets.schema import IMAGE_SIZE
+
+IMAGE_BYTES = IMAGE_SIZE * IMAGE_SIZE  # one uint8 frame
 SMALL_BYTES_PER_STEP = 4 + 4 + 3  # action int32, reward float32, three flags
 AUTOGRAD_FACTOR = 3
 WORKER_PROCESS_BYTES = 400 * 2**20  # RSS of a DataLoader worker with torch imported (measured ~350 MB)

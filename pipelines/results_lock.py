@@ -20,20 +20,15 @@ runs is taken over; a holder on another host must be removed by hand once it is 
 from __future__ import annotations
 
 import errno
-import json
 import os
 import socket
-import stat
 import warnings
 from pathlib import Path
 from typing import Any
 
-from dreamer_pipeline.datasets.store_lock import describe_holder, holder_alive, holder_record
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: the record alone decides
-    fcntl = None  # type: ignore[assignment]
+from dreamer_pipeline.datasets.store_lock import (
+    describe_holder, holder_alive, holder_record, lock_file_problem, read_record, try_flock, write_record,
+)
 
 LOCK_NAME = ".workflow.lock"
 _ATTEMPTS = 5
@@ -45,33 +40,6 @@ class ResultsLockedError(RuntimeError):
 
 class StaleResultsLockWarning(UserWarning):
     """The lock of a workflow that is gone was taken over."""
-
-
-def _flock(fd: int) -> bool | None:
-    """True: held now. False: another process holds it. None: this file system has no flock."""
-    if fcntl is None:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError as error:
-        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            return False
-        return None
-
-
-def _read(fd: int) -> dict[str, Any] | None:
-    os.lseek(fd, 0, os.SEEK_SET)
-    data = b""
-    while chunk := os.read(fd, 65536):
-        data += chunk
-        if len(data) > 1 << 20:
-            return None  # not a record of ours
-    try:
-        record = json.loads(data.decode())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return record if isinstance(record, dict) else None
 
 
 class ResultsLock:
@@ -108,7 +76,7 @@ class ResultsLock:
         if fd is None:
             return
         try:
-            if self._names(fd) and (_read(fd) or {}).get("pid") == os.getpid():
+            if self._names(fd) and (read_record(fd) or {}).get("pid") == os.getpid():
                 self.path.unlink(missing_ok=True)
         except OSError:
             pass  # the folder went away: nothing left to release
@@ -124,11 +92,11 @@ class ResultsLock:
                 raise ResultsLockedError(f"results folder {self.results}: its lock {self.path} is a symbolic link; "
                                          "remove it (a lock file is never followed)") from None
             raise
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        problem = lock_file_problem(self.path, fd)
+        if problem is not None and problem != "vanished":  # vanished: `_try` sees it and starts over
             os.close(fd)
-            raise ResultsLockedError(f"results folder {self.results}: its lock {self.path} is not a plain file with "
-                                     f"one link ({info.st_nlink} links); remove it")
+            raise ResultsLockedError(f"results folder {self.results}: its lock {self.path} {problem}; remove it "
+                                     "(a lock file is only ever a plain file this code creates)")
         return fd
 
     def _names(self, fd: int) -> bool:
@@ -141,8 +109,8 @@ class ResultsLock:
     def _try(self) -> bool:
         fd = self._open()
         try:
-            flocked = _flock(fd)
-            record = _read(fd)
+            flocked = try_flock(fd)
+            record = read_record(fd)
             if flocked is False:
                 raise ResultsLockedError(self._busy(record))
             if not self._names(fd):
@@ -151,10 +119,7 @@ class ResultsLock:
             if record is not None:
                 self._check_gone(record, flocked)
             new = holder_record()
-            data = (json.dumps(new, indent=1) + "\n").encode()
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, data, 0)
-            os.fsync(fd)
+            write_record(fd, new)
         except BaseException:
             if self._fd != fd:
                 try:

@@ -201,7 +201,7 @@ class _CheckpointFiles:
         for start, stop in self.segments:  # the segment read furthest also checks the stream's CRC
             for rows_start, raw in _stream_rows(self.observation_path, start, stop, verify_end=stop == last):
                 rows = slice(rows_start, rows_start + len(raw))
-                yield area_resize(raw, 64), self.action[rows], self.reward[rows], self.terminal[rows]
+                yield area_resize(raw), self.action[rows], self.reward[rows], self.terminal[rows]
 
 
 def _load_small(path: Path, *kinds) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 from .minari_spec import (
     MinariSpecError, ale_game_of, full_action_space_of, observation_space, parse_env_spec, read_observations,
 )
-from ..schema import ANY_DISCRETE, IMAGE_SHAPE, ActionSpec, SchemaError, StoreSchema, schema_for_writer
+from ..schema import ANY_DISCRETE, IMAGE_SHAPE, IMAGE_SIZE, ActionSpace, SchemaError, StoreSchema, schema_for_writer
 from ..store import ATTRS_KEY, MAX_CHUNK_STEPS
 
 MINARI_FILE = "main_data.hdf5"
@@ -126,7 +126,7 @@ def _foreign_box(file_path: Path, metadata: dict[str, Any], space: dict[str, Any
                  attrs: Mapping[str, Any] | None) -> dict[str, Any]:
     """A foreign dataset with continuous actions; RGB images when its observations are 64x64x3."""
     try:
-        action_space = ActionSpec.from_dict({"kind": "continuous", "shape": space.get("shape"),
+        action_space = ActionSpace.from_dict({"kind": "continuous", "shape": space.get("shape"),
                                              "low": space.get("low"), "high": space.get("high")}).to_dict()
     except SchemaError as error:
         raise HDF5Error(f"{file_path.parent / METADATA_FILE}: the Box action_space: {error}") from None
@@ -135,10 +135,11 @@ def _foreign_box(file_path: Path, metadata: dict[str, Any], space: dict[str, Any
     except MinariSpecError as error:
         raise HDF5Error(f"{file_path.parent / METADATA_FILE}: {error}") from None
     dataset_id = str(metadata.get("dataset_id", file_path.parent.parent.name))
+    rgb_shape = [IMAGE_SIZE, IMAGE_SIZE, 3]
     store_attrs = {
         "game": dataset_id,
         "action_space": action_space,
-        **({"image_shape": [64, 64, 3]} if observations.get("shape") == [64, 64, 3] else {}),
+        **({"image_shape": rgb_shape} if observations.get("shape") == rgb_shape else {}),
         "policy": {"kind": "import", "dataset_id": dataset_id, "algorithm": metadata.get("algorithm_name")},
         "env": {},
         **dict(attrs or {}),

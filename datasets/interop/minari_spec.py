@@ -30,6 +30,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..schema import IMAGE_SIZE
+
 MINARI_VERSION = "0.5.4"  # the first Minari release that reads our export (see the module doc)
 JPEG_DEFAULT_SINCE = (0, 5, 3)  # Minari releases from here on read a missing jpeg_encoding as true
 
@@ -42,7 +44,7 @@ class MinariSpecError(ValueError):
 
 
 def action_space_json(space: Any) -> str:
-    """Minari's serialisation of a store's action space (`schema.ActionSpec`): Discrete or Box."""
+    """Minari's serialisation of a store's action space (`action_space.ActionSpace`): Discrete or Box."""
     if space.is_discrete:
         return json.dumps({"type": "Discrete", "dtype": "int64", "start": 0, "n": int(space.n)})
     return json.dumps({"type": "Box", "dtype": "float32", "shape": [space.dims], "low": list(space.low),
@@ -72,7 +74,7 @@ def env_spec_json(attrs: Mapping[str, Any]) -> str | None:
     from gymnasium.envs.registration import EnvSpec, WrapperSpec
 
     action_repeat = int(env.get("action_repeat", 4))
-    size = env.get("image_size", 64)
+    size = env.get("image_size", IMAGE_SIZE)
     size = int(size[0] if isinstance(size, (list, tuple)) else size)
     spec = EnvSpec(
         id=ale_env_id(str(rom)),

@@ -12,7 +12,6 @@ paper's evaluation).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from dreamer_pipeline.models.agent import Agent, PolicyState
+from dreamer_pipeline.datasets.durable import file_sha256
 from dreamer_pipeline.models.checkpoint import load_checkpoint
 
 MODES = ("sample", "greedy")
@@ -61,14 +61,6 @@ class AgentPolicy:
 
     def __repr__(self) -> str:
         return f"AgentPolicy(mode={self.mode!r}, action_space={self.agent.action_space}, provenance={self.provenance})"
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_agent_policy(checkpoint_path: str | os.PathLike, mode: str = "sample",

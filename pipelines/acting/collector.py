@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from dreamer_pipeline.datasets.action_space import ActionSpace
 from dreamer_pipeline.datasets.store import (
     DEFAULT_CHUNK_STEPS,
     DEFAULT_ZSTD_LEVEL,
@@ -103,15 +104,14 @@ class EpisodeBuffer:
     """One environment's episode in progress, in preallocated arrays that double when full.
 
     Images are (64, 64, C); actions int32 indices (discrete) or float32 (A,) vectors (continuous),
-    as the store's schema has them (`action_space` is the environment's, in the store's dict form).
+    as the store's schema has them (`action_space` is the environment's: an `ActionSpace` or its dict).
     """
 
     def __init__(self, capacity: int = 1024, image_shape: tuple[int, ...] = IMAGE_SHAPE,
-                 action_space: dict | None = None):
-        continuous = action_space is not None and action_space.get("kind") == "continuous"
-        action_shape = tuple(action_space["shape"]) if continuous else ()
+                 action_space=None):
+        space = ActionSpace.from_dict(action_space) if action_space is not None else ActionSpace.any_discrete()
         self.image = np.empty((capacity, *image_shape), np.uint8)
-        self.action = np.empty((capacity, *action_shape), np.float32 if continuous else np.int32)
+        self.action = np.empty((capacity, *space.step_shape), space.dtype)
         self.reward = np.empty(capacity, np.float32)
         self.length = 0
         self.score = 0.0

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dreamer_pipeline.datasets.durable import atomic_write
+
 SCREEN = (210, 160)  # the Atari screen
 SCREEN_SCALE, VIEW_SCALE = 2, 4
 FPS = 15  # agent steps per second: real time at action repeat 4 (60 Hz)
@@ -66,15 +68,16 @@ def record_episodes(game: str, env_config, policy, out: str | os.PathLike, *, ep
         # larger screen than what the agent sees, so their screen panel shows the agent's own image.
         screen_env = (make_vector_env(agent_env.rom_id, 1, env_config, num_threads=1, screen=SCREEN, rgb=True)
                       if isinstance(agent_env, VectorAtari) else _OwnImageScreen(agent_env))
-        tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.mp4")  # imageio picks ffmpeg by the extension
-        try:
+
+        def write(tmp: Path) -> None:
             with _Mp4Writer(tmp, fps) as video:
                 _play(agent_env, screen_env, policy, video, episodes, seed, title, result)
                 result.video_frames = video.count
-            os.replace(tmp, out)
+
+        try:
+            atomic_write(out, write, suffix=".mp4")  # ffmpeg's tools expect the extension
         finally:
             screen_env.close()
-            tmp.unlink(missing_ok=True)
     result.seconds = time.perf_counter() - started
     return result
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dreamer_pipeline.datasets.durable import atomic_write, atomic_write_json
+
 ACTOR_FORMAT = "dreamer-pipeline/online-actor"
 ACTOR_FORMAT_VERSION = 1
 # The world-model parts acting needs; the decoder and the reward and discount heads stay behind.
@@ -62,8 +64,6 @@ class OnlineLink:
     def publish_actor(self, agent, updates: int) -> None:
         """Write the acting weights of `agent` after `updates` updates (atomically)."""
         import torch
-
-        from ..atomic import atomic_write
 
         world_model = {k: v.detach().cpu() for k, v in agent.world_model.state_dict().items()
                        if k.startswith(ACTING_PREFIXES)}
@@ -135,9 +135,7 @@ class OnlineLinkError(RuntimeError):
 def _write_json(path: Path, data: dict) -> None:
     """Replace `path` atomically. No fsync: these files are rewritten many times a second, and after
     a crash the stage restarts from the stores and its partial checkpoint, not from them."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, data, fsync=False)
 
 
 def _read_json(path: Path, default: dict) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def following_policy(link: OnlineLink, shard: int, store: str | Path, *, mode: s
     payload = link.read_actor()
     if payload is None:
         raise OnlineLinkError(f"{link.actor}: missing; the learner publishes it before it starts the collectors")
-    from dreamer_pipeline.models.action_space import ActionSpace, ActionSpaceError
+    from dreamer_pipeline.datasets.action_space import ActionSpace, ActionSpaceError
 
     try:
         action_space = ActionSpace.from_dict(payload["action_space"])

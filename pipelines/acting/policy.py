@@ -16,6 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from dreamer_pipeline.datasets.action_space import ActionSpace
+
 
 @runtime_checkable
 class Policy(Protocol):
@@ -40,27 +42,23 @@ class Policy(Protocol):
     def act(self, image: np.ndarray, is_first: np.ndarray, state: Any) -> tuple[np.ndarray, Any]: ...
 
 
-def discrete_space(n: int) -> dict:
-    return {"kind": "discrete", "n": int(n)}
-
-
-def action_space_of(policy) -> dict:
+def action_space_of(policy) -> ActionSpace:
     """A policy's action space; a policy written before the Control Suite declares only `num_actions`."""
     space = getattr(policy, "action_space", None)
-    return dict(space) if space is not None else discrete_space(policy.num_actions)
+    return ActionSpace.from_dict(space) if space is not None else ActionSpace.discrete(policy.num_actions)
 
 
-def action_space_mismatch(policy_space: dict, env_space: dict) -> str | None:
-    """Why a policy acting in `policy_space` cannot act in an environment with `env_space`, or None.
-    The bounds are the environment's business (the agent acts in [-1, 1], environments rescale)."""
-    def describe(space):
-        if space.get("kind") == "discrete":
-            return f"{space['n']} discrete actions"
-        return f"continuous actions of shape {list(space['shape'])}"
+def action_space_mismatch(policy_space, env_space) -> str | None:
+    """Why a policy acting in `policy_space` cannot act in an environment with `env_space` (each an
+    `ActionSpace` or its dict), or None. The bounds are the environment's business (the agent acts
+    in [-1, 1], environments rescale)."""
+    policy_space, env_space = ActionSpace.from_dict(policy_space), ActionSpace.from_dict(env_space)
 
-    same = policy_space.get("kind") == env_space.get("kind") and (
-        policy_space.get("n") == env_space.get("n") if env_space.get("kind") == "discrete"
-        else list(policy_space.get("shape", [])) == list(env_space.get("shape", [])))
+    def describe(space: ActionSpace) -> str:
+        return f"{space.n} discrete actions" if space.is_discrete else f"continuous actions of shape {list(space.shape)}"
+
+    same = policy_space.kind == env_space.kind and policy_space.step_shape == env_space.step_shape and (
+        policy_space.n == env_space.n)
     return None if same else f"the policy acts with {describe(policy_space)}, the environment takes {describe(env_space)}"
 
 
@@ -75,27 +73,24 @@ class RandomPolicy:
     """
 
     def __init__(self, action_space: int | dict, seed: int | np.random.SeedSequence | None = 0):
-        space = discrete_space(action_space) if not isinstance(action_space, dict) else dict(action_space)
-        if space.get("kind") == "discrete":
-            if int(space["n"]) < 1:
-                raise ValueError(f"num_actions must be at least 1, got {space['n']}")
-        else:
-            dims = int(space["shape"][0])
-            self._low = np.asarray(space.get("low", [-1.0] * dims), np.float32)
-            self._high = np.asarray(space.get("high", [1.0] * dims), np.float32)
-        self.action_space = space
+        space = ActionSpace.discrete(action_space) if isinstance(action_space, int) else ActionSpace.from_dict(action_space)
+        if not space.is_discrete:
+            self._low = np.asarray(space.low, np.float32)
+            self._high = np.asarray(space.high, np.float32)
+        self.space = space
+        self.action_space = space.to_dict()  # the Policy interface's form: what the store records
         self.provenance = {"kind": "random"}
         self._rng = np.random.default_rng(seed)
 
     @property
     def num_actions(self) -> int:
-        return int(self.action_space["n"])
+        return self.space.n
 
     def initial_state(self, batch_size: int) -> None:
         return None
 
     def act(self, image: np.ndarray, is_first: np.ndarray, state: Any) -> tuple[np.ndarray, None]:
-        if self.action_space["kind"] == "discrete":
+        if self.space.is_discrete:
             return self._rng.integers(0, self.num_actions, size=len(image), dtype=np.int64), None
         shape = (len(image), len(self._low))
         return self._rng.uniform(self._low, self._high, size=shape).astype(np.float32), None

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import click
 
+from dreamer_pipeline.datasets.schema import IMAGE_SIZE
+
 # Dopamine's Atari protocol for the DQN Replay Dataset (Agarwal et al. 2020; Castro et al. 2018).
 DQN_REPLAY_ENV = {
     "sticky_action_probability": 0.25, "action_repeat": 4, "max_pool": True, "noop_max": 0,
-    "image_size": 64, "grayscale": True, "max_episode_steps": 27_000, "full_action_space": False,
+    "image_size": IMAGE_SIZE, "grayscale": True, "max_episode_steps": 27_000, "full_action_space": False,
     "life_loss_ends_episode": False, "clip_rewards": True, "fire_reset": False,
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from dreamer_pipeline.datasets.schema import IMAGE_SIZE
 from dreamer_pipeline.datasets.interop.minari_spec import ale_game_of, full_action_space_of, parse_env_spec
 
 
@@ -50,7 +51,7 @@ def minari_protocol(spec: Mapping[str, Any] | None) -> dict[str, Any]:
         "action_repeat": frameskip,
         "max_pool": False,  # ALE v5's frameskip returns the last frame; AtariPreprocessing would pool
         "noop_max": 0,
-        "image_size": 64,
+        "image_size": IMAGE_SIZE,
         "grayscale": True,
         "max_episode_steps": int(max_steps),
         "full_action_space": bool(kwargs.get("full_action_space", False)),

@@ -48,7 +48,7 @@ def stats_command(datasets, scheduler, json_path, recent_steps, block_steps, pro
     from dreamer_pipeline.datasets.dataset import Replay, open_dataset
     from dreamer_pipeline.datasets.stats import SchedulerError, dataset_stats, format_stats
 
-    from ..atomic import atomic_write_text
+    from dreamer_pipeline.datasets.durable import atomic_write_text
 
     data = Replay(list(datasets), recent_steps) if recent_steps is not None else open_dataset(*datasets)
     try:

@@ -17,13 +17,15 @@ import dataclasses
 import difflib
 import os
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from ..package_data import data_text
+from dreamer_pipeline.datasets.schema import IMAGE_SHAPE, IMAGE_SIZE  # the store's (64, 64, 1)
 
-IMAGE_SHAPE = (64, 64, 1)  # the store's per-step image shape (datasets/store.py)
+from ..package_data import data_text
+from .base import Step, checked_actions, environment_seeds
+
 
 # The paper's names that differ from ale-py's ROM ids.
 _PAPER_TO_ROM = {"james_bond": "jamesbond"}
@@ -52,7 +54,7 @@ class EnvConfig:
     """On reset, a random number of no-op frames ("30 random no-op starts"; 0 turns it off).
     ale-py draws it uniformly from [0, noop_max - 1]; gymnasium's AtariPreprocessing, which the
     published code used, from [1, noop_max]: a shift of one frame, which we accept."""
-    image_size: int = 64
+    image_size: int = IMAGE_SIZE
     """Observations are resized to image_size x image_size (area interpolation). The store's
     format version 1 holds 64x64 images only."""
     grayscale: bool = True
@@ -212,41 +214,6 @@ def action_set(env, full_action_space: bool) -> dict[str, Any]:
         "ids": [int(a.value) for a in actions],
         "meanings": [str(a.name) for a in actions],
     }
-
-
-class Step(NamedTuple):
-    """One vector step, rows per environment.
-
-    `image` is each row's next observation: for a row that just ended (`terminated | truncated`)
-    it is already the first image of its next episode, and that episode's last image is in
-    `last_image`. `reward`, `terminated` and `truncated` belong to the transition just taken.
-    """
-
-    image: np.ndarray  # uint8 (N, 64, 64, 1)
-    reward: np.ndarray  # float32 (N,), raw
-    terminated: np.ndarray  # bool (N,): a true terminal state (game over)
-    truncated: np.ndarray  # bool (N,): the time limit, not terminal
-    last_image: np.ndarray | None  # uint8 (N, 64, 64, 1), valid on the rows that ended; None if none did
-
-
-def checked_actions(actions: np.ndarray, num_envs: int, num_actions: int) -> np.ndarray:
-    """One integer action in [0, num_actions) per environment, or a ValueError saying what is wrong."""
-    actions = np.asarray(actions)
-    if actions.shape != (num_envs,) or actions.dtype.kind not in "iu":
-        raise ValueError(f"actions must be integers of shape ({num_envs},), got {actions.dtype} {actions.shape}")
-    if actions.size and (actions.min() < 0 or actions.max() >= num_actions):
-        raise ValueError(f"actions must be in [0, {num_actions}), got {actions}")
-    return actions
-
-
-def environment_seeds(seeds: np.ndarray | int, num_envs: int) -> np.ndarray:
-    """One int64 seed per environment: `seeds` as given, or a base seed counted up."""
-    if isinstance(seeds, (int, np.integer)):
-        seeds = int(seeds) + np.arange(num_envs)
-    seeds = np.asarray(seeds, dtype=np.int64)
-    if seeds.shape != (num_envs,):
-        raise ValueError(f"need {num_envs} seeds, got shape {seeds.shape}")
-    return seeds
 
 
 class VectorAtari:

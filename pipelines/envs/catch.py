@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from .atari import IMAGE_SHAPE, Step, checked_actions, environment_seeds
+from dreamer_pipeline.datasets.schema import IMAGE_SHAPE
+
+from .base import Step, checked_actions, environment_seeds
 
 CELLS = 8
 CELL = IMAGE_SHAPE[0] // CELLS

@@ -29,11 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from .atari import Step, environment_seeds
+from dreamer_pipeline.datasets.schema import IMAGE_SIZE
+
+from .base import Step, environment_seeds
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before dm_control is imported; a user's choice wins
 
-IMAGE_SIZE = 64
 STANDARD_CAMERAS = {"quadruped": 2}  # every other domain: camera 0 (the published choice)
 SHORT_DOMAINS = {"ball_in_cup": "cup"}  # the published curves' names (`cup_catch`)
 ACTION_ROUNDING = 1e-4
@@ -266,4 +267,4 @@ class VectorDMC:
                 f"({type(error).__name__}: {error}): {_INSTALL_HINT}"
             ) from error
         if image.shape != (self.config.image_size, self.config.image_size, 3) or image.dtype != np.uint8:
-            raise RuntimeError(f"dm_control rendered {image.dtype} {image.shape}, expected (64, 64, 3) uint8")
+            raise RuntimeError(f"dm_control rendered {image.dtype} {image.shape}, expected ({IMAGE_SIZE}, {IMAGE_SIZE}, 3) uint8")

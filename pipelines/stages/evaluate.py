@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import time
 from pathlib import Path
 
@@ -21,20 +20,12 @@ import click
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_write_json
+from dreamer_pipeline.datasets.durable import atomic_write_json, file_sha256
 from ..config import load_config, to_dict
 from ..tracking.metrics import MetricsLogger
 from ..run_layout import RunLayout, metrics_file, tensorboard_dir
 
 EVAL_FORMAT_VERSION = 1
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run_episodes(env, policy, episodes: int, seed: int, progress: bool = True) -> tuple[list[float], list[int]]:

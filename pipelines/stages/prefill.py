@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from ..atomic import atomic_write_text
+from dreamer_pipeline.datasets.durable import atomic_write_text
 from ..config import dump_config, load_config
 from ..dataset_refs import write_store_marker
 from ..limits import MAX_ENVS, MAX_STEPS

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from dreamer_pipeline.datasets.durable import file_sha256
+
 from ..run_layout import partial_checkpoint
 
 INPUT_KEYS = ("checkpoint", "replay", "settings")
@@ -42,16 +44,6 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def file_digest(path: str | os.PathLike | None) -> str | None:
-    if path is None:
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def replay_identity(stores: Sequence[Any]) -> list[list[Any]]:
     """[path, writer id, committed steps] of every store (`datasets.store.ExperienceStore`)."""
     return [[str(Path(store.path).resolve()), store.attrs.get("writer_id"), int(store.num_steps)] for store in stores]
@@ -63,7 +55,7 @@ def stage_inputs(*, agent_config, stores: Sequence[Any], start: str | os.PathLik
     values the updates depend on (batch size, seed, iteration, ...)."""
     agent = {key: value for key, value in agent_config.to_dict().items() if key != "runtime"}
     return {
-        "checkpoint": _digest(file_digest(start)),
+        "checkpoint": _digest(None if start is None else file_sha256(start)),
         "replay": _digest(replay_identity(stores)),
         "settings": _digest({"agent": agent, **settings}),
     }

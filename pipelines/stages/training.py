@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..atomic import write_if_changed
+from dreamer_pipeline.datasets.durable import write_if_changed
 from ..config import PipelineConfig, dump_config, load_config
 from .loss_guard import check_finite_losses
 from ..tracking.metrics import MetricsLogger
@@ -282,7 +282,7 @@ def write_videos(agent, dataset, cfg: PipelineConfig, folder: str | os.PathLike,
     `eval.gif` for windows of the newest experience (the last store of the replay)."""
     import imageio.v2 as imageio
 
-    from ..atomic import atomic_write
+    from dreamer_pipeline.datasets.durable import atomic_write
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -105,7 +105,7 @@ class MetricsLogger:
         }
         if "jsonl" in self.settings.backends:
             line = (json.dumps(record, sort_keys=False) + "\n").encode()
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
             try:
                 os.write(fd, line)
             finally:

@@ -26,6 +26,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
+from dreamer_pipeline.datasets.durable import atomic_write_text
+
 BACKENDS = ("jsonl", "tensorboard", "wandb", "mlflow")
 EXTRAS = {"wandb": "wandb", "mlflow": "mlflow"}  # backend -> the module its extra installs
 
@@ -171,17 +173,18 @@ def _shared_mlflow_run(client, experiment: str, run_name: str, run_dir: Path | N
         return client.create_run(experiment_id, run_name=run_name).info.run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     id_file = run_dir / "mlflow_run_id"
-    with open(run_dir / ".mlflow_run_id.lock", "w") as lock:
+    lock = os.open(run_dir / ".mlflow_run_id.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two stages starting at once must not create two runs
         if id_file.exists():
             return id_file.read_text().strip()
         run = client.create_run(experiment_id, run_name=run_name, tags={"dreamer_pipeline.run": run_name})
         for key, value in _flat(config or {}).items():
             client.log_param(run.info.run_id, key, value)
-        tmp = id_file.with_suffix(".tmp")
-        tmp.write_text(run.info.run_id + "\n")
-        os.replace(tmp, id_file)
+        atomic_write_text(id_file, run.info.run_id + "\n")
         return run.info.run_id
+    finally:
+        os.close(lock)
 
 
 def _flat(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

@@ -13,7 +13,7 @@ import torch
 from torch import distributions as D
 
 from dreamer_pipeline.models.action_dists import TanhNormal, TruncatedNormal, continuous_distribution
-from dreamer_pipeline.models.action_space import ActionSpace, ActionSpaceError
+from dreamer_pipeline.datasets.action_space import ActionSpace, ActionSpaceError
 from dreamer_pipeline.models.agent import Agent, BatchError
 from dreamer_pipeline.models.checkpoint import CheckpointError, load_checkpoint, restore_checkpoint, save_checkpoint
 from dreamer_pipeline.models.config import preset
@@ -318,7 +318,7 @@ def test_checkpoint_round_trip_with_a_continuous_action_space(tmp_path):
         a.generator.manual_seed(0)
     torch.testing.assert_close(agent.policy_step(image, first, mode="greedy")[0],
                                loaded.policy_step(image, first, mode="greedy")[0], rtol=0, atol=0)
-    with pytest.raises(CheckpointError, match="action_space: checkpoint continuous\\(3\\), agent continuous\\(2\\)"):
+    with pytest.raises(CheckpointError, match=r"action_space: checkpoint continuous\(3, \[-1, 1\]\), agent continuous\(2, \[-1, 1\]\)"):
         restore_checkpoint(Agent(continuous_config(), action_space=ActionSpace.continuous(2)), path)
     discrete = Agent(preset("debug", {"world_model": {"image_channels": 3, "predict_discount": False}}), num_actions=3)
     with pytest.raises(CheckpointError, match="action_space"):

@@ -252,7 +252,7 @@ def test_behaviour_losses_with_every_lever_against_a_plain_reference():
 def test_return_scale_divides_the_dynamics_backpropagation_gradient():
     """Continuous actions, rho = 0 (the returns' gradient through the model), two-hot heads, no
     entropy bonus: the actor's gradient with the return scale is the one without it divided by S."""
-    from dreamer_pipeline.models.action_space import ActionSpace
+    from dreamer_pipeline.datasets.action_space import ActionSpace
 
     from test_models_continuous import continuous_batch, continuous_config
 

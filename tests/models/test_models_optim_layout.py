@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from dreamer_pipeline.models.action_space import ActionSpace
+from dreamer_pipeline.datasets.action_space import ActionSpace
 from dreamer_pipeline.models.agent import Agent
 from dreamer_pipeline.models.config import OptimConfig, PRESETS, preset
 from dreamer_pipeline.models.optim import Optimizer

@@ -12,7 +12,7 @@ import torch
 
 from dreamer_pipeline.models import behaviour as behaviour_module
 from dreamer_pipeline.models import rssm as rssm_module
-from dreamer_pipeline.models.action_space import ActionSpace
+from dreamer_pipeline.datasets.action_space import ActionSpace
 from dreamer_pipeline.models.agent import Agent
 from dreamer_pipeline.models.captured_policy import CapturedPolicyStep, sample_categorical
 from dreamer_pipeline.models.captured_step import CapturedStep
@@ -68,13 +68,16 @@ def test_static_buffer_steps_equal_eager_steps_exactly():
 def test_static_step_checks_its_buffers():
     agent = _agent()
     tensors = agent.check_batch(make_batch(2, 5, 3))
-    step = CapturedStep(agent, "update", tensors, capture=False)
+    def body(inputs):
+        return agent._step_body("update", agent.device_batch(inputs))
+
+    step = CapturedStep(body, tensors, agent.device, agent.generator, capture=False)
     with pytest.raises(ValueError, match="does not fit the static buffers"):
         step(agent.check_batch(make_batch(2, 4, 3)))
-    with pytest.raises(ValueError, match="kind must be one of"):
-        CapturedStep(agent, "train", tensors, capture=False)
     with pytest.raises(ValueError, match="need a CUDA device"):
-        CapturedStep(agent, "update", tensors, capture=True)
+        CapturedStep(body, tensors, agent.device, agent.generator, capture=True)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        agent._train("train", make_batch(2, 5, 3))
     assert agent.step_mode == "eager"  # runtime.mode auto is eager on the CPU, and the graphs need CUDA
     assert _agent(runtime={"mode": "cuda_graph"}).step_mode == "eager"
     assert _agent(runtime={"mode": "cuda_graph"}).policy_mode == "eager"

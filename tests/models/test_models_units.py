@@ -122,7 +122,7 @@ def test_gru_cell_matches_reference_formula():
 
 
 def test_straight_through_sample_has_gradient_of_probs():
-    rssm = RSSM(RSSMConfig(deter=4, hidden=4, stoch=3, classes=5), embed_size=2, num_actions=2)
+    rssm = RSSM(RSSMConfig(deter=4, hidden=4, stoch=3, classes=5), embed_size=2, action_size=2)
     logits = torch.randn(7, 15, requires_grad=True)
     weights = torch.randn(7, 15)
     sample = rssm.sample(logits, torch.Generator().manual_seed(0))
@@ -135,12 +135,12 @@ def test_straight_through_sample_has_gradient_of_probs():
 
 
 def test_categorical_sampling_frequencies():
-    rssm = RSSM(RSSMConfig(deter=4, hidden=4, stoch=1, classes=3), embed_size=2, num_actions=2)
+    rssm = RSSM(RSSMConfig(deter=4, hidden=4, stoch=1, classes=3), embed_size=2, action_size=2)
     logits = torch.log(torch.tensor([[0.2, 0.3, 0.5]])).expand(20000, 3)
     sample = rssm.sample(logits, torch.Generator().manual_seed(0))
     torch.testing.assert_close(sample.mean(0), torch.tensor([0.2, 0.3, 0.5]), atol=0.015, rtol=0)
     # 32 classes with uneven probabilities, including near-zero ones, as the RSSM has them
-    rssm = RSSM(RSSMConfig(deter=4, hidden=4, stoch=2, classes=32), embed_size=2, num_actions=2)
+    rssm = RSSM(RSSMConfig(deter=4, hidden=4, stoch=2, classes=32), embed_size=2, action_size=2)
     logits = 3 * torch.randn(2, 32, generator=torch.Generator().manual_seed(1))
     probs = torch.softmax(logits, -1)
     sample = rssm.sample(logits.reshape(1, 64).expand(50000, 64), torch.Generator().manual_seed(2))
@@ -176,7 +176,7 @@ def test_kl_balancing_splits_gradients_080_020():
 
 
 def test_gaussian_kl_matches_torch_distributions():
-    rssm = RSSM(RSSMConfig(deter=4, hidden=4, stoch=3), embed_size=2, num_actions=2, latent="gaussian")
+    rssm = RSSM(RSSMConfig(deter=4, hidden=4, stoch=3), embed_size=2, action_size=2, latent="gaussian")
     a = torch.cat([torch.randn(5, 3), torch.rand(5, 3) + 0.1], -1)
     b = torch.cat([torch.randn(5, 3), torch.rand(5, 3) + 0.1], -1)
     normal = lambda s: torch.distributions.Normal(s[:, :3], s[:, 3:])  # noqa: E731
@@ -436,7 +436,7 @@ def test_output_layers_compute_in_fp32_under_bf16_autocast():
     assert value.dtype == torch.float32
     torch.testing.assert_close(value.double(), reference, rtol=0, atol=1e-4)
 
-    rssm = RSSM(RSSMConfig(deter=8, hidden=8, stoch=2, classes=3), embed_size=6, num_actions=2)
+    rssm = RSSM(RSSMConfig(deter=8, hidden=8, stoch=2, classes=3), embed_size=6, action_size=2)
     state = rssm.initial(4)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         post, prior = rssm.obs_step(state, torch.zeros(4, 2), torch.randn(4, 6), torch.ones(4, dtype=torch.bool))

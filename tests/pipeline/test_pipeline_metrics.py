@@ -7,7 +7,7 @@ import multiprocessing
 
 import pytest
 
-from dreamer_pipeline.pipelines.atomic import atomic_write, atomic_write_json, write_if_changed
+from dreamer_pipeline.datasets.durable import atomic_write, atomic_write_json, write_if_changed
 from dreamer_pipeline.pipelines.tracking.metrics import MetricsLogger, read_metrics
 
 
