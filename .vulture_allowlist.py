@@ -14,9 +14,3 @@ _.benchmark  # torch.backends.cudnn.benchmark = True: a setting torch reads (mod
 _.allow_tf32  # torch.backends.cudnn.allow_tf32, likewise
 _.fx_graph_cache  # torch._inductor.config, a setting torch reads (pipelines/stages/training.py)
 _.enable_autograd_cache  # torch._functorch.config, likewise
-
-# Dead, in files another change owns (issue 18's list): remove these lines when the code goes.
-_.atomic_write_yaml  # pipelines/atomic.py
-_.num_frames  # pipelines/config.py
-_.ceil_div  # pipelines/config.py
-_.plot_learning_curves  # pipelines/scores/plots.py

@@ -18,7 +18,6 @@ Snakefile run: schema, numbers, games, dataset paths, the agent preset and the e
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -353,13 +352,5 @@ def dump_config(cfg: PipelineConfig) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
-def num_frames(cfg: PipelineConfig, agent_steps: int) -> int:
-    return agent_steps * cfg.action_repeat
-
-
 def budget_steps(cfg: PipelineConfig) -> int:
     return cfg.frames_budget // cfg.action_repeat
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b) if b else math.inf

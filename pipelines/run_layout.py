@@ -41,12 +41,6 @@ def iteration_name(iteration: int | str) -> str:
     return f"iter{iteration:04d}" if isinstance(iteration, int) else f"iter{iteration}"
 
 
-def marker_for_store(store: str | Path) -> Path:
-    """`.../name.zarr` -> `.../name.json`."""
-    store = Path(store)
-    return store.with_suffix(".json")
-
-
 def store_for_marker(marker: str | Path) -> Path:
     """`.../name.json` -> `.../name.zarr`."""
     return Path(marker).with_suffix(".zarr")

@@ -118,16 +118,6 @@ def plot_learning_curve(game: str, series: Series, stem: Path, reference: bool =
     return _save(figure, stem)
 
 
-def plot_learning_curves(records: Sequence[ScoreRecord], out_dir: Path, reference: bool = True,
-                         games: Sequence[str] | None = None) -> list[Path]:
-    """`out_dir/{game}.png/.svg` for every game with frame-stamped records (within `games`)."""
-    paths = []
-    for game, series in sorted(curves_by_game(records).items()):
-        if games is None or game in games:
-            paths += plot_learning_curve(game, series, Path(out_dir) / game, reference)
-    return paths
-
-
 def aggregate_curves(records: Sequence[ScoreRecord], games: Sequence[str],
                      ) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
     """Per method, gamer median and clipped record mean at each frames value all `games` share.
