@@ -14,7 +14,9 @@
             eval.json  episode.mp4  videos/  config.yaml
             online/                                   the online stage's exchange files and collector logs
             *.partial.pt                              mid-stage checkpoints (never declared outputs)
-    {results}/scores/                                  score tables and plots
+    {results}/scores/                                  the report across every variant present:
+        scores.md  scores.json  plots/                one row per variant in each table
+        variants/{variant}/scores.md  scores.json  plots/   each variant's own report
     {results}/logs/...                                 one log per Snakemake job
 
 Why markers: Snakemake deletes the declared outputs of a job that did not finish. A store is
@@ -138,17 +140,26 @@ class RunLayout:
         return f"{self.iteration_dir(game, variant, seed, iteration)}/episode.mp4"
 
     # ---- scores and logs ----
-    def scores_dir(self) -> str:
-        return f"{self.results}/scores"
+    def runs_root(self) -> str:
+        """Every run of every variant (what the report across variants reads)."""
+        return f"{self.results}/runs"
 
-    def scores_table(self) -> str:
-        return f"{self.scores_dir()}/scores.md"
+    def scores_dir(self, variant=None) -> str:
+        """The report across every variant present (`variant` None), or one variant's own report.
 
-    def scores_json(self) -> str:
-        return f"{self.scores_dir()}/scores.json"
+        Variant reports sit one level down, under `variants/`, so no variant name can collide with
+        the combined report's own files (`scores.md`, `plots/`)."""
+        base = f"{self.results}/scores"
+        return base if variant is None else f"{base}/variants/{variant}"
 
-    def scores_plots(self) -> str:
-        return f"{self.scores_dir()}/plots"
+    def scores_table(self, variant=None) -> str:
+        return f"{self.scores_dir(variant)}/scores.md"
+
+    def scores_json(self, variant=None) -> str:
+        return f"{self.scores_dir(variant)}/scores.json"
+
+    def scores_plots(self, variant=None) -> str:
+        return f"{self.scores_dir(variant)}/plots"
 
     def config_snapshot(self, variant) -> str:
         """The resolved configuration the Snakefile validated, read by every stage of `variant`."""

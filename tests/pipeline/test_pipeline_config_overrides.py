@@ -230,8 +230,8 @@ def test_documented_bench_learning_settings_load():
         for setting in settings:  # each setting reached the configuration
             key, value = setting.split("=", 1)
             node = cfg
-            for part in key.split("."):
-                node = getattr(node, part)
+            for part in key.split("."):  # agent.overrides is a mapping below the dataclasses
+                node = node[part] if isinstance(node, dict) else getattr(node, part)
             assert node == yaml.safe_load(value), (tokens, setting, node)
 
 
