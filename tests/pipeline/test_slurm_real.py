@@ -4,7 +4,7 @@ plugin, then the outputs and SLURM's own record of the jobs.
 
 `.ci/run` sets up a single-node cluster with `.ci/slurm_setup.sh` where root or sudo allows; any
 cluster whose `sinfo` answers and which has the profile's partitions (`cpu`, `gpu`) will do. The run
-is cut to one game, one seed and iteration 0 (`--config`), six sbatch jobs on both partitions, so
+is cut to one game, one seed and iteration 0 (`--config`), seven sbatch jobs on both partitions, so
 that it takes minutes: the cluster, not the learning, is under test here.
 """
 
@@ -25,7 +25,7 @@ OVERRIDES = ("games=[pong]", "seeds=[0]", "frames_budget=800")  # 800 frames = t
 # The rules that run as sbatch jobs (train_all is a local rule) and the partitions profiles/slurm
 # puts them in.
 PARTITIONS = {"prefill": "cpu", "pretrain_world_model": "gpu", "train_world_model": "gpu",
-              "train_actor_critic": "gpu", "evaluate": "cpu", "scores": "cpu"}
+              "train_actor_critic": "gpu", "evaluate": "cpu", "scores": "cpu", "scores_all_variants": "cpu"}
 
 
 def cluster_partitions() -> set[str] | None:
