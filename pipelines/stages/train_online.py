@@ -195,14 +195,22 @@ class OnlineLearner:
                 return 0
             raise
 
-    def stores(self) -> list[str]:
-        return [str(job.store) for job in self.jobs if (job.store / "zarr.json").exists()]
+    def stores_with_experience(self, committed: tuple[int, ...]) -> list[str]:
+        """The collectors' stores that `committed` (a `committed_steps()` reading) found readable and
+        non-empty. A store still being created has zarr.json before its attributes, so listing by
+        zarr.json alone let the learner open a half-made store and fail."""
+        return [str(job.store) for job, steps in zip(self.jobs, committed) if steps > 0]
+
+    def collectors_running(self) -> bool:
+        return any(job.process is not None and job.process.poll() is None for job in self.jobs)
 
 
 def learner_batches(learner: OnlineLearner, done: int, cfg, replay: tuple[str, ...], shared: tuple[str, ...],
                     seed: int, device: str) -> Iterator[dict]:
     """Rate-limited batches from a replay that grows as the collectors commit episodes."""
     from dreamer_pipeline.datasets.sampler import SequenceSampler
+    from dreamer_pipeline.datasets.dataset import DatasetError
+    from dreamer_pipeline.datasets.store import StoreError
     from dreamer_pipeline.datasets.torch_loader import to_torch
 
     sampler, seen, refreshed, version = None, None, 0.0, 0
@@ -211,10 +219,18 @@ def learner_batches(learner: OnlineLearner, done: int, cfg, replay: tuple[str, .
             learner.wait_for_steps(done)
             if sampler is None or time.monotonic() - refreshed >= REFRESH_SECONDS:
                 committed = learner.committed_steps()
+                dataset = None
                 if committed != seen:
+                    try:
+                        dataset = open_replay(cfg, [*replay, *learner.stores_with_experience(committed)], shared)
+                    except (StoreError, DatasetError):
+                        # a running collector set its store aside and began a new one between the
+                        # reading and the opening: keep sampling the old replay, read again next time
+                        if sampler is None or not learner.collectors_running():
+                            raise
+                if dataset is not None:
                     if sampler is not None:
                         sampler.close()
-                    dataset = open_replay(cfg, [*replay, *learner.stores()], shared)
                     version += 1
                     sampler = SequenceSampler(dataset, batch_size=cfg.train.batch_size, seq_len=cfg.train.sequence_length,
                                               prioritize_ends=cfg.train.prioritize_ends, seed=batch_seed(seed, done, version),
