@@ -58,7 +58,8 @@ def slurm_run(tmp_path_factory):
         "--profile", str(ROOT / "profiles/slurm"),
         "--jobs", "2",                               # the cluster's node is declared larger than the machine
         "--slurm-status-command", "squeue",          # no accounting database: sacct has nothing to say
-        "--slurm-init-seconds-before-status-checks", "5",
+        "--slurm-init-seconds-before-status-checks", "1",
+        "--seconds-between-status-checks", "1",  # snakemake polls every 10 s by default; the jobs are short
         "--slurm-keep-successful-logs",
         "train_all", "--configfile", str(CONFIG), "--config", *OVERRIDES,
     ]
